@@ -1,0 +1,3 @@
+from odvgkit.cli import main
+
+main()

@@ -1,0 +1,20 @@
+"""Options shared by every command, so flags mean the same thing everywhere."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from odvgkit.report import Reporter
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout (for scripts).")]
+Strict = Annotated[
+    bool,
+    typer.Option("--strict", help="Stop at the first bad record instead of skipping and counting it."),
+]
+
+
+def reporter(quiet: bool, json_mode: bool) -> Reporter:
+    return Reporter(quiet=quiet, json_mode=json_mode)

@@ -1,0 +1,90 @@
+"""The one small interface every converter shares.
+
+A converter is a function that takes its inputs (paths, options, a :class:`ProblemLog`) and returns
+a :class:`Conversion`: a lazy stream of ODVG records, the label map when the output is OD, and a
+:class:`~collections.Counter` of what happened (``images``, ``boxes``, ``dropped:crowd`` …) that
+fills up while the stream is consumed. :func:`write_conversion` is the only place that writes them,
+so every ``odvgkit convert …`` command gets the same atomic outputs, refusal to overwrite inputs
+and closing summary.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from odvgkit.errors import ProblemLog
+from odvgkit.io import AtomicGroup, check_distinct, record_writer, write_label_map
+from odvgkit.report import Reporter
+
+
+@dataclass
+class Conversion:
+    records: Iterable[dict[str, Any]]
+    label_map: dict[str, str] | None = None
+    stats: Counter[str] = field(default_factory=Counter)
+
+
+def default_output(input_path: str | Path, suffix: str) -> Path:
+    """Upstream's naming, done right: ``instances_train2017.json`` → ``instances_train2017_od.json``.
+
+    Upstream strips the last five characters whatever they are; only a real extension is removed
+    here (``.json``, ``.jsonl``, ``.csv`` and their ``.gz`` forms).
+    """
+    p = Path(input_path)
+    name = p.name
+    for ext in (".json.gz", ".jsonl.gz", ".json", ".jsonl", ".csv", ".parquet"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+            break
+    return p.with_name(name + suffix)
+
+
+def write_conversion(
+    conversion: Conversion,
+    output: str | Path,
+    *,
+    inputs: Iterable[str | Path],
+    label_map_path: str | Path | None = None,
+    extra_outputs: dict[str | Path, str] | None = None,
+) -> int:
+    """Write records (and label map, and any ``extra_outputs`` texts) atomically, all or none.
+
+    Returns the number of records written.
+    """
+    inputs = list(inputs)
+    check_distinct(output, inputs)
+    if label_map_path is not None:
+        check_distinct(label_map_path, inputs)
+    with AtomicGroup() as group:
+        if conversion.label_map is not None and label_map_path is not None:
+            write_label_map(label_map_path, conversion.label_map, group)
+        for path, text in (extra_outputs or {}).items():
+            check_distinct(path, inputs)
+            group.path(path).write_text(text, encoding="utf-8")
+        with record_writer(group, output) as writer:
+            for rec in conversion.records:
+                writer.write(rec)
+    conversion.stats["records_written"] = writer.count
+    return writer.count
+
+
+def summarise(
+    reporter: Reporter,
+    title: str,
+    conversion: Conversion,
+    outputs: dict[str, Any],
+    problems: ProblemLog,
+) -> None:
+    rows: dict[str, Any] = dict(outputs)
+    rows.update(sorted(conversion.stats.items()))
+    reporter.summary(title, rows, problems)
+
+
+def iter_counted(records: Iterable[dict[str, Any]], stats: Counter[str], key: str) -> Iterator[dict[str, Any]]:
+    for rec in records:
+        stats[key] += 1
+        yield rec

@@ -1,0 +1,117 @@
+"""ODVG JSON Lines: one record per line, read as a stream, written with orjson.
+
+MMDetection names these files ``*.json`` although they are JSON Lines; both ``.json`` and
+``.jsonl`` (optionally ``.gz``) are read and written as JSON Lines here. Output is UTF-8 with raw
+non-ASCII characters and a newline after every record, the way ``jsonlines`` writes it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from odvgkit.errors import OdvgError, ProblemLog
+
+_CHUNK = 1 << 20
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """Open an input for reading (transparently gunzipped), with a one-line error if missing."""
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - returned to the caller
+    except FileNotFoundError:
+        raise OdvgError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise OdvgError(f"{path}: is a directory, expected a file") from None
+    except PermissionError:
+        raise OdvgError(f"{path}: permission denied") from None
+    if path.name.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    return raw
+
+
+def iter_jsonl(
+    path: Path,
+    problems: ProblemLog | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, record)``; bad lines go to ``problems`` (or raise without one).
+
+    Memory is one buffered chunk plus one record, whatever the file size.
+    """
+    fh = open_binary(path)
+    raw = fh.fileobj if isinstance(fh, gzip.GzipFile) else fh  # compressed offset for progress
+    last_pos = 0
+    try:
+        reader = io.BufferedReader(fh, _CHUNK) if isinstance(fh, gzip.GzipFile) else fh
+        for lineno, line in enumerate(reader, 1):
+            if on_bytes is not None and lineno % 4096 == 0:
+                pos = raw.tell()  # type: ignore[union-attr]
+                on_bytes(pos - last_pos)
+                last_pos = pos
+            if not line.strip():
+                _bad(problems, path, lineno, "blank-line", "blank line (ODVGDataset fails on it)")
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                _bad(problems, path, lineno, "malformed-json", f"malformed JSON: {exc.msg} (column {exc.colno})")
+                continue
+            if not isinstance(record, dict):
+                _bad(problems, path, lineno, "not-an-object", f"expected a JSON object, got {type(record).__name__}")
+                continue
+            yield lineno, record
+    except (OSError, EOFError) as exc:
+        raise OdvgError(f"{path}: cannot read: {exc}") from None
+    finally:
+        if on_bytes is not None:
+            try:
+                on_bytes(raw.tell() - last_pos)  # type: ignore[union-attr]
+            except (OSError, ValueError):
+                pass
+        fh.close()
+
+
+def _bad(problems: ProblemLog | None, path: Path, lineno: int, code: str, message: str) -> None:
+    if problems is None:
+        raise OdvgError(f"{path}:{lineno}: {message}")
+    problems.error(code, path, lineno, None, message)
+
+
+class JsonlWriter:
+    """Buffered JSON Lines writer over an already-opened (temporary) path."""
+
+    def __init__(self, path: Path, gz: bool = False) -> None:
+        self._fh: IO[bytes] = gzip.open(path, "wb", compresslevel=6) if gz else open(path, "wb")
+        self._buf: list[bytes] = []
+        self._size = 0
+        self.count = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        self._buf.append(line)
+        self._size += len(line)
+        self.count += 1
+        if self._size >= _CHUNK:
+            self.flush()
+
+    def write_raw(self, lines: bytes, count: int) -> None:
+        """Append already-serialised records (each ending in a newline)."""
+        self.flush()
+        self._fh.write(lines)
+        self.count += count
+
+    def flush(self) -> None:
+        if self._buf:
+            self._fh.write(b"".join(self._buf))
+            self._buf.clear()
+            self._size = 0
+
+    def close(self) -> None:
+        self.flush()
+        self._fh.close()

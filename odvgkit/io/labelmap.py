@@ -1,0 +1,46 @@
+"""Label maps: ``{"0": "person", "1": "bicycle", ...}`` beside every OD file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from odvgkit.errors import OdvgError
+from odvgkit.io.atomic import AtomicGroup, atomic_path
+
+
+def read_label_map(path: str | Path) -> dict[str, str]:
+    """Read and shape-check a label map: a JSON object of string keys to string names."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_bytes())
+    except FileNotFoundError:
+        raise OdvgError(f"{p}: no such label map") from None
+    except json.JSONDecodeError as exc:
+        raise OdvgError(f"{p}:{exc.lineno}: malformed JSON label map: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise OdvgError(f"{p}: label map must be a JSON object {{\"0\": name, ...}}")
+    for key, name in data.items():
+        if not isinstance(name, str):
+            raise OdvgError(f"{p}: label {key!r}: name must be a string, got {type(name).__name__}")
+    return data
+
+
+def dense_label_map(names: list[str]) -> dict[str, str]:
+    return {str(i): name for i, name in enumerate(names)}
+
+
+def write_label_map(
+    path: str | Path, label_map: Mapping[str | int, str], group: AtomicGroup | None = None
+) -> None:
+    """Write a label map atomically (UTF-8, string keys in label order).
+
+    With ``group`` the file appears together with the group's other outputs.
+    """
+    payload = json.dumps({str(k): v for k, v in label_map.items()}, ensure_ascii=False) + "\n"
+    if group is not None:
+        group.path(path).write_text(payload, encoding="utf-8")
+        return
+    with atomic_path(path) as tmp:
+        tmp.write_text(payload, encoding="utf-8")
