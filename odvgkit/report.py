@@ -49,7 +49,7 @@ class Reporter:
 
     def info(self, message: str) -> None:
         if not self.quiet and not self.json_mode:
-            self.console.print(message, markup=False)
+            self.console.print(message, markup=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:
         if not self.quiet:

@@ -66,5 +66,172 @@ def coco2odvg(
         raise typer.Exit(1)
 
 
+LabelMapOpt = Annotated[
+    Path | None, typer.Option("--label-map", help="Label map path. Default: beside the output, named after the source.")
+]
+
+
+def _finish(rep, title: str, conv, outputs: dict, problems) -> None:  # noqa: ANN001 - shared tail of every command
+    from odvgkit.convert.base import summarise
+
+    summarise(rep, title, conv, outputs, problems)
+    if problems.n_errors:
+        raise typer.Exit(1)
+
+
+@convert_app.command("goldg2odvg")
+def goldg2odvg(
+    input: Annotated[Path, typer.Argument(help="MDETR grounding json: final_mixed_train_no_coco.json, final_flickr_separateGT_*.json, …")],
+    output: Output = None,
+    strict: Strict = False,
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """MDETR grounding json (GoldG) → ODVG VG records (caption + regions with character spans).
+
+    One record per image in ascending image-id order (as upstream); regions are merged by phrase
+    text like upstream, but a repeated phrase keeps the spans of all its mentions. Crowd and
+    invalid boxes are dropped and counted; x2/y2 are clipped to the image.
+
+    [bold]Examples[/bold]
+
+      odvgkit convert goldg2odvg mdetr_annotations/final_mixed_train_no_coco.json
+
+      odvgkit convert goldg2odvg final_flickr_separateGT_train.json -o flickr_train_vg.jsonl
+    """
+    from odvgkit.convert.base import default_output, write_conversion
+    from odvgkit.convert.goldg import goldg_to_odvg
+    from odvgkit.errors import ProblemLog
+
+    rep = reporter(quiet, json_mode)
+    problems = ProblemLog(strict=strict)
+    out = output or default_output(input, "_vg.json")
+    size = input.stat().st_size if input.is_file() else None
+    with rep.progress(f"goldg2odvg {input.name}", total=size, unit="bytes") as advance:
+        conv = goldg_to_odvg(input, problems=problems, on_bytes=advance)
+        write_conversion(conv, out, inputs=[input])
+    _finish(rep, "goldg2odvg", conv, {"output": str(out)}, problems)
+
+
+@convert_app.command("refcoco2odvg")
+def refcoco2odvg(
+    inputs: Annotated[list[Path], typer.Argument(help="MDETR finetune_refcoco*_train.json files, or a directory holding them.")],
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Directory for the outputs. Default: beside each input.")] = None,
+    strict: Strict = False,
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """RefCOCO / RefCOCO+ / RefCOCOg (MDETR refexp files) → ODVG VG, one output per input.
+
+    Each input becomes <name>_vg.json (one record per referring expression, deterministic
+    id order). All inputs are checked before anything is written; two inputs never share an output.
+
+    [bold]Examples[/bold]
+
+      odvgkit convert refcoco2odvg mdetr_annotations/
+
+      odvgkit convert refcoco2odvg finetune_refcoco_train.json finetune_refcocog_train.json --out-dir vg/
+    """
+    from odvgkit.convert.base import Conversion, write_conversion
+    from odvgkit.convert.goldg import goldg_to_odvg
+    from odvgkit.convert.refcoco import refcoco_inputs, refcoco_outputs
+    from odvgkit.errors import ProblemLog
+
+    rep = reporter(quiet, json_mode)
+    problems = ProblemLog(strict=strict)
+    files = refcoco_inputs(inputs)
+    outs = refcoco_outputs(files, out_dir)
+    total = Conversion(records=[])
+    rows: dict[str, object] = {}
+    for inp, out in zip(files, outs, strict=True):
+        with rep.progress(f"refcoco2odvg {inp.name}", total=inp.stat().st_size, unit="bytes") as advance:
+            conv = goldg_to_odvg(inp, problems=problems, on_bytes=advance)
+            n = write_conversion(conv, out, inputs=files)
+        rows[str(out)] = n
+        total.stats.update(conv.stats)
+    _finish(rep, "refcoco2odvg", total, rows, problems)
+
+
+@convert_app.command("lvis2odvg")
+def lvis2odvg(
+    input: Annotated[Path, typer.Argument(help="LVIS v1 json (lvis_v1_train.json / lvis_v1_val.json).")],
+    output: Output = None,
+    label_map: LabelMapOpt = None,
+    strict: Strict = False,
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """LVIS v1 json → ODVG OD records + label map (label = category_id - 1).
+
+    Keeps LVIS's federated fields per image as 0-based label ids — neg_category_ids and
+    not_exhaustive_category_ids — so negative sampling can avoid false negatives. Boxes pass
+    upstream's filters (ignore, no overlap, area/size, crowd), counted in the summary.
+
+    [bold]Examples[/bold]
+
+      odvgkit convert lvis2odvg annotations/lvis_v1_train.json
+
+      odvgkit convert lvis2odvg lvis_v1_val.json -o lvis_val_od.parquet --label-map lvis_v1_label_map.json
+    """
+    from odvgkit.convert.base import default_output, write_conversion
+    from odvgkit.convert.lvis import lvis_to_odvg
+    from odvgkit.errors import ProblemLog
+
+    rep = reporter(quiet, json_mode)
+    problems = ProblemLog(strict=strict)
+    out = output or default_output(input, "_od.json")
+    lm_path = label_map or out.parent / "lvis_v1_label_map.json"
+    size = input.stat().st_size if input.is_file() else None
+    with rep.progress(f"lvis2odvg {input.name}", total=size, unit="bytes") as advance:
+        conv = lvis_to_odvg(input, problems=problems, on_bytes=advance)
+        write_conversion(conv, out, inputs=[input], label_map_path=lm_path)
+    _finish(rep, "lvis2odvg", conv, {"output": str(out), "label_map": str(lm_path)}, problems)
+
+
+@convert_app.command("openimages2odvg")
+def openimages2odvg(
+    ann_dir: Annotated[Path, typer.Argument(help="Directory with oidv6-train-annotations-bbox.csv and class-descriptions-boxable.csv.")],
+    images_root: Annotated[Path, typer.Option("--images-root", help="Directory holding <ImageID>.jpg (sizes are read from headers).")],
+    output: Output = None,
+    label_map: LabelMapOpt = None,
+    bbox_csv: Annotated[Path | None, typer.Option("--bbox-csv", help="Box CSV. Default: ANN_DIR/oidv6-train-annotations-bbox.csv.")] = None,
+    classes_csv: Annotated[Path | None, typer.Option("--classes-csv", help="Class CSV. Default: ANN_DIR/class-descriptions-boxable.csv.")] = None,
+    drop_group_of: Annotated[bool, typer.Option("--drop-group-of", help="Drop IsGroupOf boxes (upstream's rule). Default: keep them, flagged.")] = False,
+    no_exif: Annotated[bool, typer.Option("--no-exif", help="Ignore EXIF orientation when reading sizes.")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Threads reading image headers.")] = 16,
+    strict: Strict = False,
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """OpenImages v6 box CSV → ODVG OD records + label map.
+
+    Image sizes come from the image headers (EXIF aware, in parallel) instead of decoding every
+    JPEG. Every image is one record even when its CSV rows are scattered. IsGroupOf, IsOccluded,
+    IsTruncated, IsDepiction and IsInside are kept per box as is_group_of … is_inside.
+
+    [bold]Examples[/bold]
+
+      odvgkit convert openimages2odvg data/OpenImages/annotations --images-root data/OpenImages/train
+
+      odvgkit convert openimages2odvg annotations/ --images-root train/ --drop-group-of -o oi_od.jsonl
+    """
+    from odvgkit.convert.base import write_conversion
+    from odvgkit.convert.openimages import openimages_to_odvg
+    from odvgkit.errors import ProblemLog
+
+    rep = reporter(quiet, json_mode)
+    problems = ProblemLog(strict=strict)
+    out = output or ann_dir / "oidv6-train-annotations_od.json"
+    lm_path = label_map or out.parent / "openimages_label_map.json"
+    with rep.progress("openimages2odvg", unit="rows") as advance:
+        conv = openimages_to_odvg(
+            ann_dir, images_root, bbox_csv=bbox_csv, classes_csv=classes_csv, drop_group_of=drop_group_of,
+            exif=not no_exif, workers=workers, problems=problems, on_rows=advance,
+        )
+        inputs = [p for p in (bbox_csv, classes_csv) if p] or [ann_dir / "oidv6-train-annotations-bbox.csv"]
+        write_conversion(conv, out, inputs=inputs, label_map_path=lm_path)
+    _finish(rep, "openimages2odvg", conv, {"output": str(out), "label_map": str(lm_path)}, problems)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(convert_app, name="convert", rich_help_panel="Convert")

@@ -1,0 +1,297 @@
+"""COCO-style detection json (COCO, Objects365 v1/v2, V3Det) → ODVG OD records + label map.
+
+Same records as upstream ``coco2odvg.py`` (spec §3.1) for the same input: one record per image in
+``images[]`` order (images without boxes included), instances in annotation-file order, boxes
+``[x, y, x + w, y + h]`` unclipped, labels 0-based in category-id order, and the same boxes
+dropped, tested in the same order: ``ignore`` → no overlap with the image → ``area <= 0`` or
+``w < 1`` or ``h < 1`` → ``iscrowd``.
+
+How it stays fast and small at Objects365 scale (25M boxes): the input is streamed with
+:func:`odvgkit.io.jsonstream.stream_members` into typed Structs that skip segmentation, the
+annotations are kept as NumPy columns (≈45 bytes a box), all filtering and label mapping is
+vectorised (no O(K) ``list.index`` per box — V3Det has 13,204 classes), and records are built and
+written a block of images at a time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import chain
+from operator import attrgetter
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import numpy as np
+
+from odvgkit.convert.base import Conversion
+from odvgkit.errors import OdvgError, ProblemLog
+from odvgkit.io.jsonstream import stream_members
+
+# -d value → label-map file stem (upstream names)
+DATASETS: dict[str, str] = {
+    "coco": "coco2017",
+    "o365v1": "o365v1",
+    "o365v2": "o365v2",
+    "v3det": "v3det_2023_v1",
+}
+# images upstream skips (corrupt files in the Objects365 releases)
+SKIPPED_IMAGE_IDS: dict[str, frozenset[int]] = {
+    "o365v1": frozenset({6, 19, 23}),
+    "o365v2": frozenset({908726, 320532, 320534}),
+}
+_BLOCK_IMAGES = 20_000
+
+_F_CROWD, _F_IGNORE, _F_NO_AREA = 1, 2, 4
+
+
+class CocoImage(msgspec.Struct, gc=False):
+    id: int
+    file_name: str
+    height: int
+    width: int
+
+
+class CocoCategory(msgspec.Struct, gc=False):
+    id: int
+    name: str
+
+
+class CocoAnnotation(msgspec.Struct, gc=False):
+    image_id: int
+    category_id: int
+    bbox: Annotated[list[float], msgspec.Meta(min_length=4, max_length=4)]
+    area: float
+    iscrowd: int | bool = 0
+    ignore: int | bool = 0
+
+
+@dataclass
+class _Columns:
+    """Annotations as NumPy columns, filled batch by batch while streaming."""
+
+    image_id: list[np.ndarray] = field(default_factory=list)
+    category_id: list[np.ndarray] = field(default_factory=list)
+    bbox: list[np.ndarray] = field(default_factory=list)
+    flags: list[np.ndarray] = field(default_factory=list)
+    valid: list[np.ndarray] = field(default_factory=list)  # False where the element failed its type
+
+    def add(self, items: list[CocoAnnotation | None]) -> None:
+        ok = np.fromiter((a is not None for a in items), dtype=bool, count=len(items))
+        good = items if ok.all() else [a if a is not None else _PLACEHOLDER for a in items]
+        n = len(good)
+        self.image_id.append(np.fromiter(map(attrgetter("image_id"), good), dtype=np.int64, count=n))
+        self.category_id.append(np.fromiter(map(attrgetter("category_id"), good), dtype=np.int64, count=n))
+        boxes = np.fromiter(chain.from_iterable(map(attrgetter("bbox"), good)), dtype=np.float64, count=4 * n)
+        self.bbox.append(boxes.reshape(n, 4))
+        crowd = np.fromiter((bool(a.iscrowd) for a in good), dtype=bool, count=n)
+        ignore = np.fromiter((bool(a.ignore) for a in good), dtype=bool, count=n)
+        no_area = np.fromiter(map(attrgetter("area"), good), dtype=np.float64, count=n) <= 0
+        self.flags.append((crowd * _F_CROWD | ignore * _F_IGNORE | no_area * _F_NO_AREA).astype(np.uint8))
+        self.valid.append(ok)
+
+    def concat(self) -> tuple[np.ndarray, ...]:
+        out = []
+        for name in ("image_id", "category_id", "bbox", "flags", "valid"):
+            parts = getattr(self, name)
+            out.append(np.concatenate(parts) if parts else _EMPTY[name])
+            parts.clear()  # free batch arrays column by column to keep the peak low
+        return tuple(out)
+
+
+_PLACEHOLDER = CocoAnnotation(image_id=-1, category_id=-1, bbox=[0.0, 0.0, 0.0, 0.0], area=0.0)
+_EMPTY = {
+    "image_id": np.zeros(0, np.int64),
+    "category_id": np.zeros(0, np.int64),
+    "bbox": np.zeros((0, 4), np.float64),
+    "flags": np.zeros(0, np.uint8),
+    "valid": np.zeros(0, bool),
+}
+
+
+def coco_to_odvg(
+    path: str | Path,
+    dataset: str = "coco",
+    problems: ProblemLog | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Conversion:
+    """Convert one COCO-style instances file; the input is read completely before records flow."""
+    if dataset not in DATASETS:
+        raise OdvgError(f"unknown dataset flavour {dataset!r}; choose one of {', '.join(DATASETS)}")
+    path = Path(path)
+    problems = problems if problems is not None else ProblemLog()
+    images: list[CocoImage | None] = []
+    categories: list[CocoCategory] = []
+    cols = _Columns()
+    seen = set()
+    for key, _, items in stream_members(
+        path,
+        {"images": CocoImage, "annotations": CocoAnnotation, "categories": CocoCategory},
+        problems=problems,
+        on_bytes=on_bytes,
+        keep_invalid=True,
+    ):
+        seen.add(key)
+        if key == "images":
+            images.extend(items)
+        elif key == "annotations":
+            cols.add(items)
+        else:
+            categories.extend(c for c in items if c is not None)
+    for required in ("images", "annotations", "categories"):
+        if required not in seen:
+            raise OdvgError(f"{path}: missing top-level key {required!r} (not a COCO instances file?)")
+
+    stats: Counter[str] = Counter()
+    label_map, cat_ids = _label_map(path, categories)
+    plan = _plan(path, dataset, images, cols, cat_ids, problems, stats)
+    names = [label_map[str(i)] for i in range(len(label_map))]
+    return Conversion(records=_records(plan, names, dataset, stats), label_map=label_map, stats=stats)
+
+
+def _label_map(path: Path, categories: list[CocoCategory]) -> tuple[dict[str, str], np.ndarray]:
+    dupes = sorted(i for i, n in Counter(c.id for c in categories).items() if n > 1)
+    if dupes:
+        raise OdvgError(f"{path}: categories: duplicate category id {dupes[0]}")
+    ordered = sorted(categories, key=attrgetter("id"))
+    return {str(i): c.name for i, c in enumerate(ordered)}, np.array([c.id for c in ordered], dtype=np.int64)
+
+
+@dataclass
+class _Plan:
+    images: list[CocoImage]  # output order, duplicates resolved, skipped ids removed
+    starts: np.ndarray  # per output image: first index into the kept, sorted annotation arrays
+    boxes: np.ndarray  # kept boxes, xyxy, grouped by output image, file order within an image
+    labels: np.ndarray
+
+
+def _plan(
+    path: Path,
+    dataset: str,
+    images_in: list[CocoImage | None],
+    cols: _Columns,
+    cat_ids: np.ndarray,
+    problems: ProblemLog,
+    stats: Counter[str],
+) -> _Plan:
+    # --- images: drop invalid elements, resolve duplicate ids (first position, last content) ---
+    images = [im for im in images_in if im is not None]
+    last: dict[int, CocoImage] = {}
+    for i, im in enumerate(images):
+        if im.id in last:
+            problems.warn("duplicate-image-id", path, f"images[{i}]", "id", f"image id {im.id} appears again; its last entry is used")
+        last[im.id] = im
+        if im.height <= 0 or im.width <= 0:
+            problems.error("bad-image-size", path, f"images[{i}]", "height/width", f"must be positive, got {im.height}x{im.width}")
+    skip = SKIPPED_IMAGE_IDS.get(dataset, frozenset())
+    ordered: list[CocoImage] = []
+    emitted: set[int] = set()
+    for im in images:
+        if im.id in emitted:
+            continue
+        emitted.add(im.id)
+        if im.id in skip:
+            stats["images_skipped:known-corrupt"] += 1
+            continue
+        final = last[im.id]
+        if final.height <= 0 or final.width <= 0:
+            stats["images_skipped:bad-size"] += 1
+            continue
+        ordered.append(final)
+    img_ids = np.fromiter((im.id for im in ordered), dtype=np.int64, count=len(ordered))
+    widths = np.fromiter((im.width for im in ordered), dtype=np.float64, count=len(ordered))
+    heights = np.fromiter((im.height for im in ordered), dtype=np.float64, count=len(ordered))
+
+    # --- annotations: vectorised checks, each reason counted once, in upstream's order ---
+    ann_img, ann_cat, bbox, flags, valid = cols.concat()
+    n = len(ann_img)
+    stats["annotations"] = n
+    stats["annotations_invalid"] = int((~valid).sum())
+    sort_ids = np.argsort(img_ids, kind="stable")
+    pos = np.searchsorted(img_ids[sort_ids], ann_img) if len(img_ids) else np.zeros(n, np.int64)
+    pos = np.minimum(pos, max(len(img_ids) - 1, 0))
+    img_idx = sort_ids[pos] if len(img_ids) else np.full(n, -1)
+    has_img = (img_ids[img_idx] == ann_img) if len(img_ids) else np.zeros(n, bool)
+    known_bad = np.isin(ann_img, np.fromiter(skip, np.int64)) if skip else np.zeros(n, bool)
+    cpos = np.minimum(np.searchsorted(cat_ids, ann_cat), max(len(cat_ids) - 1, 0))
+    has_cat = (cat_ids[cpos] == ann_cat) if len(cat_ids) else np.zeros(n, bool)
+    x, y, w, h = bbox[:, 0], bbox[:, 1], bbox[:, 2], bbox[:, 3]
+    finite = np.isfinite(bbox).all(axis=1)
+    negative = (w < 0) | (h < 0)
+
+    _report(problems, path, valid & ~has_img & ~known_bad, ann_img, "image-not-found", "image_id", "image id {} is not in images")
+    _report(problems, path, valid & has_img & ~has_cat, ann_cat, "category-not-found", "category_id", "category id {} is not in categories")
+    _report(problems, path, valid & has_img & has_cat & ~finite, None, "bad-bbox", "bbox", "coordinates must be finite numbers")
+    _report(problems, path, valid & has_img & has_cat & finite & negative, None, "bad-bbox", "bbox", "negative width or height")
+    usable = valid & has_img & has_cat & finite & ~negative
+    stats["annotations_skipped:known-corrupt-image"] = int((valid & known_bad).sum())
+
+    W = widths[img_idx] if len(img_ids) else np.zeros(n)
+    H = heights[img_idx] if len(img_ids) else np.zeros(n)
+    inter_w = np.maximum(0.0, np.minimum(x + w, W) - np.maximum(x, 0.0))
+    inter_h = np.maximum(0.0, np.minimum(y + h, H) - np.maximum(y, 0.0))
+    remaining = usable.copy()
+    for reason, drop in (
+        ("ignore", (flags & _F_IGNORE) != 0),
+        ("outside-image", inter_w * inter_h == 0),
+        ("too-small", ((flags & _F_NO_AREA) != 0) | (w < 1) | (h < 1)),
+        ("crowd", (flags & _F_CROWD) != 0),
+    ):
+        hit = remaining & drop
+        stats[f"boxes_dropped:{reason}"] = int(hit.sum())
+        remaining &= ~hit
+    kept = np.flatnonzero(remaining)
+    order = kept[np.argsort(img_idx[kept], kind="stable")]
+    counts = np.bincount(img_idx[order], minlength=len(ordered)) if len(ordered) else np.zeros(0, np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    xyxy = bbox[order].copy()
+    xyxy[:, 2] += xyxy[:, 0]
+    xyxy[:, 3] += xyxy[:, 1]
+    labels = np.searchsorted(cat_ids, ann_cat[order])
+    stats["boxes"] = len(order)
+    return _Plan(images=ordered, starts=starts, boxes=xyxy, labels=labels)
+
+
+def _report(
+    problems: ProblemLog,
+    path: Path,
+    mask: np.ndarray,
+    values: np.ndarray | None,
+    code: str,
+    field_name: str,
+    template: str,
+) -> None:
+    for i in np.flatnonzero(mask):
+        message = template.format(int(values[i])) if values is not None else template
+        problems.error(code, path, f"annotations[{i}]", field_name, message)
+
+
+def _file_name(name: str, dataset: str) -> str:
+    if dataset == "o365v2":
+        # upstream: str.replace of the prefix, all occurrences (spec §3.1)
+        return name.replace("images/v2/", "").replace("images/v1/", "")
+    return name
+
+
+def _records(plan: _Plan, names: list[str], dataset: str, stats: Counter[str]) -> Iterator[dict[str, Any]]:
+    images, starts = plan.images, plan.starts
+    for block in range(0, len(images), _BLOCK_IMAGES):
+        stop = min(block + _BLOCK_IMAGES, len(images))
+        lo, hi = int(starts[block]), int(starts[stop])
+        boxes = plan.boxes[lo:hi].tolist()
+        labels = plan.labels[lo:hi].tolist()
+        instances = [
+            {"bbox": b, "label": lab, "category": names[lab]} for b, lab in zip(boxes, labels, strict=True)
+        ]
+        for i in range(block, stop):
+            im = images[i]
+            a, b = int(starts[i]) - lo, int(starts[i + 1]) - lo
+            stats["images"] += 1
+            yield {
+                "filename": _file_name(im.file_name, dataset),
+                "height": im.height,
+                "width": im.width,
+                "detection": {"instances": instances[a:b]},
+            }

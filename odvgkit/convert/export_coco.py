@@ -1,0 +1,151 @@
+"""ODVG → COCO detection json, so any COCO tool (pycocotools, FiftyOne, evaluators) can read it.
+
+* OD records: one category per label-map entry (``id = label + 1``, or the original COCO-80 ids with
+  ``category_ids="coco80"``), one annotation per instance; optional instance fields (``score``, the
+  OpenImages flags) are copied onto the annotation; LVIS ``neg_category_ids`` /
+  ``not_exhaustive_category_ids`` go back onto the image as category ids.
+* VG records: one category per distinct phrase (first-appearance order), one annotation per box
+  carrying the region's ``tokens_positive``; the caption goes onto the image (MDETR's layout, so
+  ``goldg2odvg`` reads the export back).
+
+Boxes go back to ``[x, y, w, h]`` with ``w`` chosen so that ``x + w == x2`` exactly in IEEE doubles:
+``coco2odvg`` of the export gives back every box bit for bit. The input is read twice (images, then
+annotations), so memory is one record plus the category table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from odvgkit.convert._stream import JsonDocWriter
+from odvgkit.errors import OdvgError, ProblemLog
+from odvgkit.io import atomic_path, check_distinct, read_records
+from odvgkit.records import box_is_finite, kind_of, region_boxes
+
+COCO80_IDS = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31, 32,
+    33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59,
+    60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90,
+]
+_INSTANCE_CORE = {"bbox", "label", "category"}
+
+
+def exact_extent(lo: float, hi: float) -> float:
+    """The ``w`` with ``lo + w == hi`` in doubles (``hi - lo`` is off by one ulp now and then)."""
+    w = hi - lo
+    for _ in range(8):
+        s = lo + w
+        if s == hi:
+            return w
+        w = math.nextafter(w, math.inf if s < hi else -math.inf)
+    return hi - lo
+
+
+def to_xywh(box: list[float]) -> list[float]:
+    x1, y1, x2, y2 = box
+    return [x1, y1, exact_extent(x1, x2), exact_extent(y1, y2)]
+
+
+def export_coco(
+    path: str | Path,
+    output: str | Path,
+    *,
+    label_map: dict[str, str] | None = None,
+    category_ids: str = "label+1",
+    problems: ProblemLog | None = None,
+    on_record: Callable[[int], None] | None = None,
+) -> Counter[str]:
+    """Write ``output`` (a COCO json) from the ODVG file ``path``; returns counts."""
+    path, output = Path(path), Path(output)
+    check_distinct(output, [path])
+    problems = problems if problems is not None else ProblemLog()
+    stats: Counter[str] = Counter()
+    if category_ids not in ("label+1", "coco80"):
+        raise OdvgError(f"--category-ids {category_ids!r}: choose label+1 or coco80")
+    lm: dict[str, str] = dict(label_map or {})
+    phrases: dict[str, int] = {}  # VG: phrase → category id
+    kinds: Counter[str] = Counter()
+
+    def cat_id(label: int) -> int:
+        if category_ids == "coco80":
+            if not 0 <= label < 80:
+                raise OdvgError(f"{path}: label {label}: --category-ids coco80 needs labels 0..79")
+            return COCO80_IDS[label]
+        return label + 1
+
+    with atomic_path(output) as tmp, open(tmp, "wb") as fh:
+        doc = JsonDocWriter(fh)
+        doc.value("info", {"description": f"exported by odvgkit from {path.name}"})
+        doc.begin_array("images")
+        image_id = 0
+        for line, rec in read_records(path, problems):
+            image_id += 1
+            kind = kind_of(rec)
+            kinds[kind] += 1
+            img: dict[str, Any] = {"id": image_id, "file_name": rec.get("filename"),
+                                   "height": rec.get("height"), "width": rec.get("width")}
+            if kind == "vg":
+                img["caption"] = rec["grounding"].get("caption", "")
+            for key in ("neg_category_ids", "not_exhaustive_category_ids"):
+                if isinstance(rec.get(key), list):
+                    img[key] = [cat_id(v) for v in rec[key]]
+            doc.item(img)
+            stats["images"] += 1
+            if on_record is not None:
+                on_record(1)
+        if kinds["od"] and kinds["vg"]:
+            raise OdvgError(f"{path}: mixes detection and grounding records; export them separately")
+        doc.begin_array("annotations")
+        ann_id = 0
+        image_id = 0
+        for line, rec in read_records(path, problems):
+            image_id += 1
+            if "grounding" in rec:
+                for r, region in enumerate(rec["grounding"].get("regions") or []):
+                    phrase = region.get("phrase", "")
+                    name = " ".join(phrase) if isinstance(phrase, list) else str(phrase)
+                    cid = phrases.setdefault(name, len(phrases) + 1)
+                    for box in region_boxes(region):
+                        if not box_is_finite(box):
+                            problems.error("bad-bbox", path, line, f"grounding.regions[{r}].bbox", f"not 4 numbers: {box!r}")
+                            continue
+                        ann_id += 1
+                        xywh = to_xywh(box)
+                        doc.item({"id": ann_id, "image_id": image_id, "category_id": cid, "bbox": xywh,
+                                  "area": xywh[2] * xywh[3], "iscrowd": 0,
+                                  "tokens_positive": region.get("tokens_positive", [])})
+                        stats["annotations"] += 1
+                continue
+            for k, inst in enumerate((rec.get("detection") or {}).get("instances") or []):
+                box, label = inst.get("bbox"), inst.get("label")
+                if not box_is_finite(box) or not isinstance(label, int) or label < 0:
+                    problems.error("bad-instance", path, line, f"detection.instances[{k}]",
+                                   "needs a 4-number bbox and a label >= 0")
+                    continue
+                if str(label) not in lm:
+                    if label_map is not None:
+                        problems.error("unknown-label", path, line, f"detection.instances[{k}].label",
+                                       f"label {label} is not in the label map")
+                        continue
+                    lm[str(label)] = str(inst.get("category") or label)
+                ann_id += 1
+                xywh = to_xywh(box)
+                ann = {"id": ann_id, "image_id": image_id, "category_id": cat_id(label), "bbox": xywh,
+                       "area": xywh[2] * xywh[3], "iscrowd": 0}
+                ann.update((key, v) for key, v in inst.items() if key not in _INSTANCE_CORE)
+                doc.item(ann)
+                stats["annotations"] += 1
+        doc.begin_array("categories")
+        if kinds["vg"]:
+            doc.items({"id": cid, "name": name} for name, cid in phrases.items())
+            stats["categories"] = len(phrases)
+        else:
+            for key in sorted(lm, key=int):
+                doc.item({"id": cat_id(int(key)), "name": lm[key]})
+            stats["categories"] = len(lm)
+        doc.close()
+    return stats

@@ -1,0 +1,175 @@
+"""LVIS v1 json → ODVG OD records + label map (upstream ``lvis2odvg.py``, §3.12), streamed.
+
+* label = ``category_id - 1``, label map ``{str(id - 1): name}`` in input order (as upstream);
+* ``filename`` = ``coco_url`` minus ``http(s)://images.cocodataset.org/`` (upstream strips only
+  ``http://``; an ``https`` URL or a ``file_name`` field works here too);
+* the §2 box chain (ignore → no overlap → area/w/h → iscrowd) is applied to whole columns at once;
+* **federated fields kept**: ``neg_category_ids`` and ``not_exhaustive_category_ids`` become 0-based
+  label ids on each record, so negative sampling can avoid false negatives (upstream drops them).
+
+Annotations are held as numpy columns (≈60 bytes a box), never as dicts; segmentation polygons are
+skipped by the streaming parser without being materialised.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from odvgkit.convert._boxes import big_enough, group_slices, overlaps_image, to_xyxy
+from odvgkit.convert._stream import OnBytes, stream_members
+from odvgkit.convert.base import Conversion
+from odvgkit.errors import OdvgError, ProblemLog
+
+_URL_PREFIXES = ("http://images.cocodataset.org/", "https://images.cocodataset.org/")
+
+
+class LvisImage(msgspec.Struct, gc=False):
+    id: int
+    height: int
+    width: int
+    coco_url: str | None = None
+    file_name: str | None = None
+    neg_category_ids: list[int] = []
+    not_exhaustive_category_ids: list[int] = []
+
+
+class LvisAnn(msgspec.Struct, gc=False):
+    image_id: int
+    category_id: int
+    bbox: tuple[float, float, float, float]
+    area: float
+    iscrowd: int | bool = 0
+    ignore: int | bool = 0
+
+
+class Category(msgspec.Struct, gc=False):
+    id: int
+    name: str
+    frequency: str | None = None
+
+
+def lvis_filename(img: LvisImage) -> str | None:
+    if img.coco_url:
+        url = img.coco_url
+        for prefix in _URL_PREFIXES:
+            if url.startswith(prefix):
+                return url[len(prefix):]
+        return url
+    return img.file_name
+
+
+def lvis_to_odvg(path: str | Path, problems: ProblemLog | None = None, on_bytes: OnBytes = None) -> Conversion:
+    """Stream an LVIS json into OD records; the label map is filled once the input is read.
+
+    The records must be consumed before ``conversion.label_map`` is complete (LVIS files list
+    ``categories`` last); :func:`odvgkit.convert.base.write_conversion` writes the label map before
+    the records, so :func:`lvis_conversion` reads the input eagerly and returns a ready object.
+    """
+    return lvis_conversion(path, problems, on_bytes)
+
+
+def lvis_conversion(path: str | Path, problems: ProblemLog | None = None, on_bytes: OnBytes = None) -> Conversion:
+    path = Path(path)
+    problems = problems if problems is not None else ProblemLog()
+    stats: Counter[str] = Counter()
+    images: list[LvisImage] = []
+    cats: list[Category] = []
+    cols: dict[str, list[np.ndarray]] = {"img": [], "cat": [], "xywh": [], "area": [], "crowd": [], "ignore": []}
+    for key, first, items in stream_members(
+        path, {"images": LvisImage, "annotations": LvisAnn, "categories": Category},
+        problems=problems, on_bytes=on_bytes,
+    ):
+        if first < 0:
+            raise OdvgError(f"{path}: {key}: must be a JSON array")
+        if key == "images":
+            images.extend(items)
+        elif key == "categories":
+            cats.extend(items)
+        else:
+            n = len(items)
+            cols["img"].append(np.fromiter((a.image_id for a in items), np.int64, n))
+            cols["cat"].append(np.fromiter((a.category_id for a in items), np.int64, n))
+            cols["xywh"].append(np.array([a.bbox for a in items], dtype=np.float64).reshape(-1, 4))
+            cols["area"].append(np.fromiter((a.area for a in items), np.float64, n))
+            cols["crowd"].append(np.fromiter((bool(a.iscrowd) for a in items), bool, n))
+            cols["ignore"].append(np.fromiter((bool(a.ignore) for a in items), bool, n))
+    if not cats:
+        raise OdvgError(f"{path}: categories: missing or empty (needed for the label map)")
+    label_map: dict[str, str] = {}
+    for c in cats:
+        if c.id < 1:
+            raise OdvgError(f"{path}: categories: id {c.id}: LVIS ids start at 1 (label = id - 1)")
+        label_map[str(c.id - 1)] = c.name
+    arrays = {k: (np.concatenate(v) if v else None) for k, v in cols.items()}
+    if arrays["img"] is None:
+        arrays = {"img": np.zeros(0, np.int64), "cat": np.zeros(0, np.int64), "xywh": np.zeros((0, 4)),
+                  "area": np.zeros(0), "crowd": np.zeros(0, bool), "ignore": np.zeros(0, bool)}
+    records = _records(path, images, label_map, arrays, problems, stats)
+    return Conversion(records=records, label_map=label_map, stats=stats)
+
+
+def _records(
+    path: Path,
+    images: list[LvisImage],
+    label_map: dict[str, str],
+    a: dict[str, np.ndarray],
+    problems: ProblemLog,
+    stats: Counter[str],
+) -> Iterator[dict[str, Any]]:
+    img_ids = np.fromiter((im.id for im in images), np.int64, len(images))
+    order = np.argsort(img_ids, kind="stable")
+    sorted_ids = img_ids[order]
+    pos = np.searchsorted(sorted_ids, a["img"]) if len(images) else np.zeros(len(a["img"]), np.int64)
+    pos = np.minimum(pos, max(len(images) - 1, 0))
+    known = sorted_ids[pos] == a["img"] if len(images) else np.zeros(len(a["img"]), bool)
+    for i in np.flatnonzero(~known).tolist():
+        problems.error("unknown-image", path, "annotations", "image_id",
+                       f"image id {int(a['img'][i])} is not in images[]")
+    idx = order[pos] if len(images) else pos  # index into images[] of each annotation
+    labels = a["cat"] - 1
+    cat_ok = np.fromiter((str(v) in label_map for v in labels.tolist()), bool, len(labels))
+    for i in np.flatnonzero(known & ~cat_ok).tolist():
+        problems.error("unknown-category", path, "annotations", "category_id",
+                       f"category id {int(a['cat'][i])} is not in categories[]")
+    W = np.fromiter((im.width for im in images), np.float64, len(images))[idx] if len(images) else np.zeros(0)
+    H = np.fromiter((im.height for im in images), np.float64, len(images))[idx] if len(images) else np.zeros(0)
+    usable = known & cat_ok
+    ignore = usable & a["ignore"]
+    no_overlap = usable & ~ignore & ~overlaps_image(a["xywh"], W, H)
+    small = usable & ~ignore & ~no_overlap & ~big_enough(a["xywh"], a["area"])
+    crowd = usable & ~ignore & ~no_overlap & ~small & a["crowd"]
+    keep = usable & ~ignore & ~no_overlap & ~small & ~crowd
+    stats["dropped:ignore"] += int(ignore.sum())
+    stats["dropped:no-overlap"] += int(no_overlap.sum())
+    stats["dropped:too-small"] += int(small.sum())
+    stats["dropped:crowd"] += int(crowd.sum())
+    sel = np.flatnonzero(keep)
+    xyxy = to_xyxy(a["xywh"][sel]).tolist()
+    lab = labels[sel].tolist()
+    sorder, skeys, starts = group_slices(idx[sel])
+    where: dict[int, tuple[int, int]] = {k: (int(starts[j]), int(starts[j + 1])) for j, k in enumerate(skeys.tolist())}
+    sorder_l = sorder.tolist()
+    names = label_map
+    for i, im in enumerate(images):
+        filename = lvis_filename(im)
+        if not filename:
+            problems.error("no-filename", path, f"images[{i}]", "coco_url", "neither coco_url nor file_name")
+            continue
+        s, e = where.get(i, (0, 0))
+        instances = []
+        for j in sorder_l[s:e]:
+            label = lab[j]
+            instances.append({"bbox": xyxy[j], "label": label, "category": names[str(label)]})
+        stats["images"] += 1
+        stats["boxes"] += len(instances)
+        rec: dict[str, Any] = {"filename": filename, "height": im.height, "width": im.width,
+                               "detection": {"instances": instances}}
+        rec["neg_category_ids"] = [c - 1 for c in im.neg_category_ids]
+        rec["not_exhaustive_category_ids"] = [c - 1 for c in im.not_exhaustive_category_ids]
+        yield rec

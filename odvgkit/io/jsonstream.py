@@ -1,0 +1,387 @@
+"""Stream the big arrays of a huge COCO-style JSON document in bounded memory.
+
+COCO, Objects365, LVIS and MDETR files are one JSON object whose members are a few arrays with
+millions of elements (``images``, ``annotations``). ``json.load`` needs 5–10× the file size in RAM;
+an event parser (ijson) is two orders of magnitude slower. Here the file is read in blocks and each
+block is handed to msgspec, which decodes a *batch* of array elements at C speed straight into
+small typed Structs (fields nobody asked for — segmentation polygons — are skipped, never
+materialised).
+
+The only trick is where to cut a block: at a ``}`` that is followed by ``,`` or ``]``. Such a cut
+might fall inside a string or a nested array of objects; msgspec then fails at the very end of the
+batch (the closing ``]`` we appended lands inside the string, or the brackets do not balance) and
+the previous candidate is tried. An error *before* the end of the batch is a real syntax error in
+the file and is reported with its line and column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+
+from odvgkit.errors import OdvgError, ProblemLog
+from odvgkit.io.jsonl import open_binary
+
+_WS = b" \t\r\n"
+_BYTE_POS = re.compile(r"\(byte (\d+)\)")
+_MAX_CUT_TRIES = 64
+
+
+class _Buffer:
+    """A sliding window over the file: ``data[pos:]`` is what is left to parse."""
+
+    def __init__(self, fh: IO[bytes], path: Path, block: int, on_bytes: Callable[[int], None] | None) -> None:
+        self.fh = fh
+        self.path = path
+        self.block = block
+        self.on_bytes = on_bytes
+        self.data = b""
+        self.pos = 0
+        self.base = 0  # file offset of data[0]
+        self.eof = False
+
+    def fill(self, want: int | None = None) -> bool:
+        """Read at least one more block; False at end of file."""
+        if self.eof:
+            return False
+        chunk = self.fh.read(max(want or 0, self.block))
+        if self.on_bytes is not None and chunk:
+            self.on_bytes(len(chunk))
+        if not chunk:
+            self.eof = True
+            return False
+        if self.pos:
+            self.base += self.pos
+            self.data = self.data[self.pos :] + chunk
+            self.pos = 0
+        else:
+            self.data += chunk
+        return True
+
+    def skip_ws(self) -> None:
+        while True:
+            data, n = self.data, len(self.data)
+            i = self.pos
+            while i < n and data[i] in _WS:
+                i += 1
+            self.pos = i
+            if i < n or not self.fill():
+                return
+
+    def peek(self) -> int | None:
+        self.skip_ws()
+        return self.data[self.pos] if self.pos < len(self.data) else None
+
+    def expect(self, char: bytes, context: str) -> None:
+        got = self.peek()
+        if got != char[0]:
+            found = "end of file" if got is None else repr(chr(got))
+            raise self.syntax_error(self.base + self.pos, f"expected {char.decode()!r} {context}, found {found}")
+        self.pos += 1
+
+    def syntax_error(self, offset: int, message: str) -> OdvgError:
+        line, col = _line_col(self.path, offset)
+        return OdvgError(f"{self.path}:{line}:{col}: malformed JSON: {message} (byte {offset})")
+
+
+def _line_col(path: Path, offset: int) -> tuple[int, int]:
+    """1-based line and column of a byte offset (only computed when reporting an error)."""
+    line, last_nl, seen = 1, -1, 0
+    with open_binary(path) as fh:
+        while seen < offset:
+            chunk = fh.read(min(1 << 22, offset - seen))
+            if not chunk:
+                break
+            count = chunk.count(b"\n")
+            if count:
+                line += count
+                last_nl = seen + chunk.rfind(b"\n")
+            seen += len(chunk)
+    return line, offset - last_nl
+
+
+def _explain(exc: msgspec.DecodeError, data: bytes, at: int) -> str:
+    """msgspec's reason, or a clearer one for the usual culprits (NaN from Python's json.dump)."""
+    head = data[at : at + 9]
+    for token in (b"NaN", b"Infinity", b"-Infinity"):
+        if head.startswith(token):
+            return f"{token.decode()} is not a valid JSON number"
+    reason = _BYTE_POS.sub("", str(exc)).replace("JSON is malformed: ", "").strip()
+    if reason == "invalid character" and at < len(data):
+        reason = f"invalid character {chr(data[at])!r}"
+    return reason
+
+
+def stream_members(
+    path: str | Path,
+    element_types: Mapping[str, Any],
+    problems: ProblemLog | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+    block_size: int = 16 << 20,
+    keep_invalid: bool = False,
+) -> Iterator[tuple[str, int, list[Any]]]:
+    """Yield ``(key, first_index, items)`` for the requested members of a top-level JSON object.
+
+    ``element_types`` maps a member name to the msgspec type of *one element* of that array.
+    Arrays arrive in batches, in file order; a requested member that is not an array is yielded
+    once as ``(key, -1, [value])``; unrequested members are skipped without being decoded.
+    An element that does not fit its type is reported to ``problems`` as
+    ``FILE: key[i]: field: message`` and skipped (without ``problems``, or under ``--strict``, it
+    raises); with ``keep_invalid=True`` it stays in ``items`` as ``None`` so that
+    ``first_index + k`` is always the element's index in the file. Malformed JSON raises
+    :class:`OdvgError` with line and column.
+    """
+    p = Path(path)
+    fh = open_binary(p)
+    try:
+        buf = _Buffer(fh, p, block_size, on_bytes)
+        buf.fill()
+        if buf.data.startswith(b"\xef\xbb\xbf"):
+            buf.pos = 3
+        if buf.peek() is None:
+            raise OdvgError(f"{p}: empty file, expected a JSON object")
+        buf.expect(b"{", "at the start of the document (a COCO-style JSON object)")
+        first = True
+        seen: set[str] = set()
+        while True:
+            nxt = buf.peek()
+            if nxt == ord("}"):
+                buf.pos += 1
+                break
+            if not first:
+                buf.expect(b",", "between members of the top-level object")
+            first = False
+            key = _read_key(buf)
+            buf.expect(b":", f"after key {key!r}")
+            seen.add(key)
+            etype = element_types.get(key)
+            if buf.peek() == ord("[") and buf.data[buf.pos + 1 : buf.pos + 2] != b"]":
+                decoders = (
+                    msgspec.json.Decoder(list[etype] if etype is not None else list[msgspec.Raw]),
+                    msgspec.json.Decoder(list[msgspec.Raw]),
+                    msgspec.json.Decoder(etype) if etype is not None else None,
+                )
+                for start, items in _stream_array(buf, key, decoders, problems, keep_invalid):
+                    if etype is not None:
+                        yield key, start, items
+            else:
+                raw = _read_value(buf, key)
+                if etype is not None:
+                    try:
+                        value = msgspec.json.decode(raw, type=list[etype] if raw[:1] == b"[" else etype)
+                    except msgspec.ValidationError as exc:
+                        raise OdvgError(f"{p}: {key}: {_field_message(exc)}") from None
+                    yield key, (0 if raw[:1] == b"[" else -1), (value if raw[:1] == b"[" else [value])
+        if buf.peek() is not None:
+            raise buf.syntax_error(buf.base + buf.pos, "unexpected data after the top-level object")
+    finally:
+        fh.close()
+
+
+def _read_key(buf: _Buffer) -> str:
+    if buf.peek() != ord('"'):
+        got = buf.peek()
+        raise buf.syntax_error(
+            buf.base + buf.pos, "expected a member name" + ("" if got is None else f", found {chr(got)!r}")
+        )
+    end = buf.pos + 1
+    while True:
+        end = buf.data.find(b'"', end)
+        if end == -1:
+            if not buf.fill():
+                raise buf.syntax_error(buf.base + buf.pos, "unterminated member name (truncated file?)")
+            end = buf.pos + 1
+            continue
+        backslashes = 0
+        while buf.data[end - 1 - backslashes] == ord("\\"):
+            backslashes += 1
+        if backslashes % 2 == 0:
+            break
+        end += 1
+    key = msgspec.json.decode(buf.data[buf.pos : end + 1], type=str)
+    buf.pos = end + 1
+    return key
+
+
+def _read_value(buf: _Buffer, key: str) -> bytes:
+    """Bytes of one (small) member value: cut at the first ``,``/``}`` that leaves valid JSON."""
+    start = buf.pos
+    search = start + 1
+    while True:
+        cut = _next_member_end(buf.data, search)
+        if cut == -1:
+            if buf.fill():
+                start, search = buf.pos, max(buf.pos + 1, search - (start - buf.pos))
+                continue
+            raise buf.syntax_error(buf.base + len(buf.data), f"{key}: unexpected end of file (truncated?)")
+        candidate = buf.data[start:cut]
+        try:
+            msgspec.json.decode(candidate)
+        except msgspec.DecodeError as exc:
+            at = _error_at(exc)
+            if at is not None and at < len(candidate.rstrip()) - 1:
+                raise buf.syntax_error(buf.base + start + at, _explain(exc, candidate, at)) from None
+            search = cut + 1
+            continue
+        buf.pos = cut
+        return candidate
+
+
+def _next_member_end(data: bytes, start: int) -> int:
+    """Next index of ``,`` or ``}`` at or after ``start`` (a candidate end of a member value)."""
+    a = data.find(b",", start)
+    b = data.find(b"}", start)
+    if a == -1:
+        return b
+    if b == -1:
+        return a
+    return min(a, b)
+
+
+def _error_at(exc: msgspec.DecodeError) -> int | None:
+    m = _BYTE_POS.search(str(exc))
+    return int(m.group(1)) if m else None
+
+
+def _field_message(exc: msgspec.ValidationError) -> str:
+    """msgspec's ``Expected `int`, got `str` - at `$[3].category_id``` → ``category_id: expected int, got str``."""
+    text = str(exc)
+    message, _, path = text.rpartition(" - at `")
+    if not message:
+        message, path = text, ""
+    field = re.sub(r"^\$(\[\d+\])?\.?", "", path.rstrip("`"))
+    missing = re.match(r"Object missing required field `([^`]+)`", message)
+    if missing:
+        field = f"{field}.{missing.group(1)}" if field else missing.group(1)
+        message = "missing required field"
+    message = message[0].lower() + message[1:]
+    return f"{field or '(element)'}: {message}".replace("`", "")
+
+
+def _stream_array(
+    buf: _Buffer,
+    key: str,
+    decoders: tuple[msgspec.json.Decoder, msgspec.json.Decoder, msgspec.json.Decoder | None],
+    problems: ProblemLog | None,
+    keep_invalid: bool,
+) -> Iterator[tuple[int, list[Any]]]:
+    buf.expect(b"[", f"at the start of {key!r}")
+    index = 0
+    while True:
+        if buf.peek() == ord("]"):
+            buf.pos += 1
+            return
+        if index:
+            buf.expect(b",", f"between elements of {key!r}")
+            buf.skip_ws()
+        if len(buf.data) - buf.pos < buf.block and not buf.eof:
+            buf.fill()  # keep a full block ahead of pos (or the rest of the file)
+        items, consumed, count = _decode_batch(buf, key, index, decoders, problems, keep_invalid)
+        buf.pos += consumed
+        yield index, items
+        index += count
+
+
+def _decode_batch(
+    buf: _Buffer,
+    key: str,
+    index: int,
+    decoders: tuple[msgspec.json.Decoder, msgspec.json.Decoder, msgspec.json.Decoder | None],
+    problems: ProblemLog | None,
+    keep_invalid: bool,
+) -> tuple[list[Any], int, int]:
+    """Decode as many whole elements as the window holds: ``(items, bytes consumed, elements)``."""
+    decoder, raw_decoder, item_decoder = decoders
+    data = buf.data
+    start = buf.pos
+    opener = data[start]
+    closer = b"}" if opener == ord("{") else b"]" if opener == ord("[") else None
+    hi = len(data)
+    tries = 0
+    while True:
+        cut = _last_element_end(data, start, hi, closer)
+        if cut == -1:
+            # no complete element in the window: grow it (one element bigger than a block)
+            if not buf.fill(len(buf.data)):
+                raise buf.syntax_error(buf.base + len(buf.data), f"{key}[{index}]: unexpected end of file (truncated?)")
+            data, start, hi = buf.data, buf.pos, len(buf.data)
+            continue
+        payload = b"[" + data[start : cut + 1] + b"]"
+        try:
+            try:
+                items = decoder.decode(payload)
+            except msgspec.ValidationError:
+                raws = raw_decoder.decode(payload)  # syntax first: the cut may still be wrong
+                items = _decode_one_by_one(raws, buf.path, key, index, item_decoder, problems, keep_invalid)
+                return items, cut + 1 - start, len(raws)
+        except msgspec.DecodeError as exc:
+            at = _error_at(exc)
+            if "trailing characters" in str(exc) and at is not None:
+                # our '[' was closed early: the array ends inside the window, at payload[at - 1]
+                hi = start + at - 2
+                continue
+            if at is not None and at < len(payload) - 2 and not _is_truncation(exc):
+                raise buf.syntax_error(buf.base + start + at - 1, _explain(exc, payload, at)) from None
+            hi, tries = cut, tries + 1
+            if tries > _MAX_CUT_TRIES:
+                # pathological: many '}' followed by ',' inside strings; fall back to a bigger window
+                if not buf.fill(len(buf.data)):
+                    raise buf.syntax_error(
+                        buf.base + start, f"{key}[{index}]: cannot find the end of this element"
+                    ) from None
+                data, start, hi, tries = buf.data, buf.pos, len(buf.data), 0
+            continue
+        return items, cut + 1 - start, len(items)
+
+
+def _is_truncation(exc: msgspec.DecodeError) -> bool:
+    return "truncated" in str(exc)
+
+
+def _last_element_end(data: bytes, lo: int, hi: int, closer: bytes | None) -> int:
+    """Last index in [lo, hi) of an element's closing char followed by ``,`` or ``]``."""
+    if closer is None:  # scalar elements: cut before the last ',' or ']'
+        pos = max(data.rfind(b",", lo, hi), data.rfind(b"]", lo, hi))
+        return pos - 1 if pos > lo else -1
+    while True:
+        pos = data.rfind(closer, lo, hi)
+        if pos == -1:
+            return -1
+        j = pos + 1
+        n = len(data)
+        while j < n and data[j] in _WS:
+            j += 1
+        if j < n and data[j] in b",]":
+            return pos
+        hi = pos
+
+
+def _decode_one_by_one(
+    raws: list[msgspec.Raw],
+    path: Path,
+    key: str,
+    index: int,
+    item_decoder: msgspec.json.Decoder | None,
+    problems: ProblemLog | None,
+    keep_invalid: bool,
+) -> list[Any]:
+    """The batch holds at least one element of the wrong shape: keep the good ones, report the bad."""
+    assert item_decoder is not None
+    good: list[Any] = []
+    for i, raw in enumerate(raws):
+        try:
+            good.append(item_decoder.decode(raw))
+        except msgspec.ValidationError as exc:
+            if keep_invalid:
+                good.append(None)
+            message = _field_message(exc)
+            field, _, text = message.partition(": ")
+            where = f"{key}[{index + i}]"
+            if problems is None:
+                raise OdvgError(f"{path}: {where}: {message}") from None
+            problems.error("bad-element", path, where, field, text)
+    return good
