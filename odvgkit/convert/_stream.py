@@ -92,6 +92,7 @@ class JsonDocWriter:
         self._items = 0
         self._buf: list[bytes] = []
         self._size = 0
+        self.keys: list[str] = []
         fh.write(b"{")
 
     def _key(self, key: str) -> None:
@@ -99,6 +100,7 @@ class JsonDocWriter:
             self.end_array()
         self._fh.write((b"," if self._members else b"") + orjson.dumps(key) + b":")
         self._members += 1
+        self.keys.append(key)
 
     def value(self, key: str, value: Any) -> None:
         """A whole member (``msgspec.Raw`` values are copied byte for byte)."""

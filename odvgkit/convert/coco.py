@@ -43,6 +43,7 @@ SKIPPED_IMAGE_IDS: dict[str, frozenset[int]] = {
     "o365v2": frozenset({908726, 320532, 320534}),
 }
 _BLOCK_IMAGES = 20_000
+BLOCK_SIZE = 16 << 20  # bytes of input decoded per batch
 
 _F_CROWD, _F_IGNORE, _F_NO_AREA = 1, 2, 4
 
@@ -131,6 +132,7 @@ def coco_to_odvg(
         {"images": CocoImage, "annotations": CocoAnnotation, "categories": CocoCategory},
         problems=problems,
         on_bytes=on_bytes,
+        block_size=BLOCK_SIZE,
         keep_invalid=True,
     ):
         seen.add(key)

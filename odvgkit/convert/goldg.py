@@ -242,3 +242,80 @@ def goldg_to_odvg(path: str | Path, problems: ProblemLog | None = None, on_bytes
         yield from mdetr_records(cols, path, problems, stats)
 
     return Conversion(records=records(), label_map=None, stats=stats)
+
+
+class _MixedImage(msgspec.Struct, gc=False):
+    id: int
+    data_source: str | None = None
+
+
+class _AnnImage(msgspec.Struct, gc=False):
+    image_id: int
+
+
+def extract_coco_from_mixed(
+    path: str | Path, output: str | Path, problems: ProblemLog | None = None, on_bytes: OnBytes = None
+) -> Counter[str]:
+    """MDETR ``final_mixed_train.json`` → its COCO-2014 part (``images[].data_source == "coco"``).
+
+    Upstream ``extract_coco_from_mixed.py`` (§3.3): images in file order, each image's annotations
+    in file order (crowd included), ids unchanged, ``info``/``licenses``/``categories`` copied
+    (missing ones become empty instead of a KeyError). Elements are copied byte for byte.
+    """
+    from odvgkit.convert._stream import JsonDocWriter, decode_raw
+    from odvgkit.io import atomic_path, check_distinct
+
+    path, output = Path(path), Path(output)
+    check_distinct(output, [path])
+    problems = problems if problems is not None else ProblemLog()
+    stats: Counter[str] = Counter()
+    meta: dict[str, msgspec.Raw] = {}
+    kept_images: list[msgspec.Raw] = []
+    rank: dict[int, int] = {}
+    for key, first, items in stream_members(
+        path, {"images": msgspec.Raw, "info": msgspec.Raw, "licenses": msgspec.Raw, "categories": msgspec.Raw},
+        problems=problems, on_bytes=on_bytes,
+    ):
+        if key != "images" or first < 0:
+            if key == "images":
+                raise OdvgError(f"{path}: images: must be a JSON array")
+            meta[key] = items[0] if first < 0 else msgspec.Raw(msgspec.json.encode(items))
+            continue
+        for i, raw in enumerate(items, first):
+            try:
+                im = decode_raw(raw, _MixedImage)
+            except msgspec.ValidationError as exc:
+                problems.error("bad-element", path, f"images[{i}]", None, str(exc))
+                continue
+            if im.data_source is None:
+                problems.error("missing-field", path, f"images[{i}]", "data_source", "missing (expected 'coco' or 'vg')")
+                continue
+            if im.data_source == "coco":
+                rank.setdefault(im.id, len(kept_images))
+                kept_images.append(raw)
+    stats["images"] = len(kept_images)
+    anns: list[tuple[int, int, msgspec.Raw]] = []
+    seq = 0
+    for _key, _first, items in stream_members(path, {"annotations": msgspec.Raw}, problems=problems):
+        for raw in items:
+            try:
+                a = decode_raw(raw, _AnnImage)
+            except msgspec.ValidationError:
+                problems.error("bad-element", path, "annotations", "image_id", "missing or not an integer")
+                continue
+            r = rank.get(a.image_id)
+            if r is not None:
+                anns.append((r, seq, raw))
+                seq += 1
+    anns.sort(key=lambda t: (t[0], t[1]))
+    stats["annotations"] = len(anns)
+    with atomic_path(output) as tmp, open(tmp, "wb") as fh:
+        doc = JsonDocWriter(fh)
+        for key in ("info", "licenses", "categories"):
+            doc.value(key, meta.get(key, {} if key == "info" else []))
+        doc.begin_array("images")
+        doc.items(kept_images)
+        doc.begin_array("annotations")
+        doc.items(raw for _, _, raw in anns)
+        doc.close()
+    return stats

@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from odvgkit.errors import ProblemLog
 
 CAPTION_MARKERS = ("↙️", "[CLS]", "[SEP]")
 PHRASE_PUNCTUATION = (".", "？", "'", '"')
@@ -301,3 +304,54 @@ def check_accounting(stats: Counter[str]) -> bool:
     """Every sample is either a record or dropped for exactly one counted reason."""
     dropped = sum(n for k, n in stats.items() if k.startswith("dropped:"))
     return stats["samples"] == stats["records"] + dropped
+
+
+def merge_problems(problems: ProblemLog, path: Path | str, items: Iterable[tuple[str, str, str, str | None, str]]) -> None:
+    """Replay a worker's problems into the command's log (``--strict`` raises on the first error)."""
+    from odvgkit.errors import Problem
+
+    for severity, code, where, fld, message in items:
+        problems.add(Problem(severity, code, str(path), where or None, fld, message))  # type: ignore[arg-type]
+
+
+def write_grit(
+    root: Path,
+    output: Path,
+    opts: GritOptions,
+    run: Callable[[Callable[[str], ShardResult], list[str]], Iterable[ShardResult]],
+    problems: ProblemLog,
+    on_shard: Callable[[int], None] | None = None,
+) -> tuple[Counter[str], list[dict[str, Any]]]:
+    """Convert every shard under ``root`` with ``run`` (local pool or Spark) into ``output``.
+
+    Results arrive in shard order and are appended to one atomic output; returns the totals and
+    the per-shard statistics (what was dropped and why).
+    """
+    from odvgkit.errors import OdvgError
+    from odvgkit.io import AtomicGroup, check_distinct, record_writer
+
+    files = annotation_files(root)
+    if not files:
+        raise OdvgError(f"{root}: no annotations/<shard>.json files (run 'odvgkit grit process' first)")
+    check_distinct(output, files)
+    totals: Counter[str] = Counter()
+    per_shard: list[dict[str, Any]] = []
+    fn = partial(_convert_path, opts=opts)
+    with AtomicGroup() as group, record_writer(group, output) as writer:
+        for res in run(fn, [str(f) for f in files]):
+            merge_problems(problems, root / "annotations" / f"{res.shard}.json", res.problems)
+            if hasattr(writer, "write_raw"):
+                writer.write_raw(res.data, res.records)
+            else:
+                for line in res.data.splitlines():
+                    writer.write(orjson.loads(line))
+            totals.update(res.stats)
+            totals["shards"] += 1
+            per_shard.append({"shard": res.shard, **dict(sorted(res.stats.items()))})
+            if on_shard is not None:
+                on_shard(1)
+    return totals, per_shard
+
+
+def _convert_path(path: str, opts: GritOptions) -> ShardResult:
+    return convert_shard(path, opts)

@@ -1,0 +1,150 @@
+"""Library entry points of odvgkit_train (what the CLI and pseudo-label loops call).
+
+=================================  ==========================================================
+``build_config(data, ...)``        ODVG sources + preset → mmengine config dict (+ written file)
+``train(cfg)``                     run mmengine's Runner; returns work dir, checkpoint, losses
+``load_model(checkpoint, ...)``    a Grounding DINO model in eval mode, weights loaded strictly
+``infer(images, checkpoint, ...)`` ODVG records with scored boxes for a text prompt
+``evaluate(data, checkpoint, ...)`` metrics (coco, lvis, refexp, grefcoco, flickr30k, odinw)
+=================================  ==========================================================
+
+All of them import torch/mmdet lazily and run :mod:`odvgkit_train.mmdet_plugin` first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from odvgkit.errors import OdvgError
+from odvgkit_train.config import TrainOptions
+from odvgkit_train.config import build_config as _build_config
+from odvgkit_train.config import write_config
+from odvgkit_train.data import Source, collect
+
+__all__ = [
+    "TrainOptions",
+    "TrainResult",
+    "build_config",
+    "evaluate",
+    "infer",
+    "load_model",
+    "train",
+]
+
+
+def prepare() -> None:
+    """Import the mmdet plugin (stand-in kernels, offline hub, checkpoint allow-list)."""
+    import odvgkit_train.mmdet_plugin  # noqa: F401
+
+
+def build_config(
+    data: Sequence[str | Path | Source],
+    *,
+    image_root: str | Path | None = None,
+    label_map: str | Path | None = None,
+    write: bool = True,
+    **options: Any,
+) -> dict[str, Any]:
+    """Config for ``data`` (ODVG files/specs, manifests, or :class:`Source` objects).
+
+    ``options`` are :class:`TrainOptions` fields (``stage``, ``model``, ``text_encoder``,
+    ``work_dir``, ``max_iters``, ``epochs``, ``batch_size``, ``lr``, ``load_from`` …). The config is
+    written to ``<work_dir>/config.py`` unless ``write=False``.
+    """
+    from odvgkit_train.text_encoder import resolve
+
+    specs = [d for d in data if not isinstance(d, Source)]
+    sources = [d for d in data if isinstance(d, Source)] + collect(
+        [str(s) for s in specs], Path(image_root) if image_root else None, Path(label_map) if label_map else None
+    ) if specs else [d for d in data if isinstance(d, Source)]
+    opts = TrainOptions(**options)
+    opts.text_encoder = str(resolve(opts.text_encoder or None))
+    opts.work_dir = Path(opts.work_dir).resolve()
+    if opts.load_from and not Path(opts.load_from).is_file():
+        raise OdvgError(f"--load-from {opts.load_from}: checkpoint not found")
+    cfg = _build_config(sources, opts)
+    if write:
+        write_config(cfg, opts.work_dir / "config.py")
+    return cfg
+
+
+@dataclass
+class TrainResult:
+    work_dir: Path
+    checkpoint: Path | None
+    losses: list[float] = field(default_factory=list)
+    iterations: int = 0
+
+
+def _threads() -> None:
+    import torch
+
+    n = os.environ.get("OMP_NUM_THREADS")
+    if n and n.isdigit():
+        torch.set_num_threads(int(n))
+
+
+def train(cfg: dict[str, Any] | str | Path) -> TrainResult:
+    """Run mmengine's Runner on a config dict or config file; returns what it produced."""
+    prepare()
+    _threads()
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    config = Config.fromfile(str(cfg)) if isinstance(cfg, (str, Path)) else Config(cfg)
+    runner = Runner.from_cfg(config)
+    runner.train()
+    work_dir = Path(runner.work_dir)
+    return TrainResult(
+        work_dir=work_dir,
+        checkpoint=last_checkpoint(work_dir),
+        losses=read_losses(Path(runner.log_dir)),
+        iterations=runner.iter,
+    )
+
+
+def last_checkpoint(work_dir: Path) -> Path | None:
+    marker = work_dir / "last_checkpoint"
+    if marker.is_file():
+        p = Path(marker.read_text().strip())
+        return p if p.is_file() else None
+    return None
+
+
+def read_losses(log_dir: Path) -> list[float]:
+    """Total loss per logged iteration, from mmengine's ``vis_data/scalars.json``."""
+    path = log_dir / "vis_data" / "scalars.json"
+    losses = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            if "loss" in row:
+                losses.append(float(row["loss"]))
+    return losses
+
+
+def load_model(checkpoint: str | Path | None, *, config: str | Path | dict[str, Any] | None = None,
+               model: str | None = None, text_encoder: str | Path | None = None, device: str = "cpu") -> Any:
+    """Grounding DINO from a checkpoint (config from the checkpoint's run or a preset), eval mode."""
+    from odvgkit_train.inference import load_model as _load
+
+    return _load(checkpoint, config=config, model=model, text_encoder=text_encoder, device=device)
+
+
+def infer(images: Sequence[str | Path], checkpoint: str | Path | Any, texts: str | Sequence[str], **kwargs: Any) -> list[dict[str, Any]]:
+    """ODVG records (with ``score`` on every box) for ``images`` and a prompt; see :mod:`.inference`."""
+    from odvgkit_train.inference import infer as _infer
+
+    return _infer(images, checkpoint, texts, **kwargs)
+
+
+def evaluate(data: str | Path, checkpoint: str | Path | Any, metric: str, **kwargs: Any) -> dict[str, Any]:
+    """Metrics of a checkpoint on an ODVG file with ground truth; see :mod:`.evaluation`."""
+    from odvgkit_train.evaluation import evaluate as _evaluate
+
+    return _evaluate(data, checkpoint, metric, **kwargs)
