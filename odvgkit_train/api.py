@@ -13,6 +13,7 @@ All of them import torch/mmdet lazily and run :mod:`odvgkit_train.mmdet_plugin` 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Sequence
@@ -21,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from odvgkit.errors import OdvgError
-from odvgkit_train.config import TrainOptions
+from odvgkit_train.config import TrainOptions, write_config
 from odvgkit_train.config import build_config as _build_config
-from odvgkit_train.config import write_config
 from odvgkit_train.data import Source, collect
 
 __all__ = [
@@ -106,6 +106,27 @@ def train(cfg: dict[str, Any] | str | Path) -> TrainResult:
         losses=read_losses(Path(runner.log_dir)),
         iterations=runner.iter,
     )
+
+
+def check_load_from(cfg: dict[str, Any]) -> None:
+    """Fail before training when ``load_from`` does not match the model (lists the keys).
+
+    mmengine only warns about mismatched keys and trains a half-initialised model; for Grounding DINO a
+    mismatch always means the wrong ``--model`` preset or ``--text-encoder``.
+    """
+    if not cfg.get("load_from"):
+        return
+    prepare()
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    from odvgkit_train import checkpoint as ck
+
+    register_all_modules(init_default_scope=False)
+    model = MODELS.build(copy.deepcopy(cfg["model"]))
+    diff = ck.compare_keys(model.state_dict(), ck.read_state_dict(cfg["load_from"]))
+    if any(diff.values()):
+        raise OdvgError(ck.describe_mismatch(cfg["load_from"], diff))
 
 
 def last_checkpoint(work_dir: Path) -> Path | None:

@@ -48,7 +48,7 @@ class TrainOptions:
     base_labels: list[int] | None = None  # ovd: label ids kept for training
     num_workers: int = 0
     seed: int = 0
-    log_interval: int = 5
+    log_interval: int = 50
     checkpoint_interval: int | None = None
     launcher: str = "none"
     num_negative: int = 85
@@ -99,11 +99,12 @@ def train_pipeline(opts: TrainOptions, text_encoder: str) -> list[dict[str, Any]
         if not opts.base_labels:
             raise OdvgError("--finetune-mode ovd needs --base-classes (the label ids/names trained on)", 2)
         steps.append(dict(type="KeepLabels", labels=sorted(opts.base_labels)))
-    if closed:
+    if closed:  # every OD image sees all (base) class names; VG captions pass through
         steps.append(dict(type="ClosedSetPrompt"))
-    steps.append(
-        dict(type="RandomSamplingNegPos", tokenizer_name=text_encoder, num_sample_negative=opts.num_negative, max_tokens=256)
-    )
+    else:  # sampled positives + negatives per OD image (mmdet's open-set pretraining recipe)
+        steps.append(
+            dict(type="RandomSamplingNegPos", tokenizer_name=text_encoder, num_sample_negative=opts.num_negative, max_tokens=256)
+        )
     steps.append(dict(type="PackDetInputs", meta_keys=META_KEYS))
     return steps
 
@@ -120,7 +121,7 @@ def test_pipeline(model: str) -> list[dict[str, Any]]:
     ]
 
 
-def dataset_config(source: Source, pipeline: list[dict[str, Any]]) -> dict[str, Any]:
+def dataset_config(source: Source, pipeline: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
     ds: dict[str, Any] = dict(
         type="ODVGDataset",
         data_root="",
@@ -132,10 +133,15 @@ def dataset_config(source: Source, pipeline: list[dict[str, Any]]) -> dict[str, 
         return_classes=True,
         backend_args=None,
     )
-    if source.ratio < 1:
-        ds["indices"] = max(1, int(source.n_records * source.ratio))
-    if source.repeat > 1:
-        ds = dict(type="RepeatDataset", times=source.repeat, dataset=ds)
+    if source.samples is not None or source.class_balanced_threshold is not None:
+        ds = dict(
+            type="MixtureSampledDataset",
+            dataset=ds,
+            samples=source.epoch_records,
+            seed=seed,
+            name=source.name,
+            class_balanced_threshold=source.class_balanced_threshold,
+        )
     return ds
 
 
@@ -168,7 +174,7 @@ def build_config(sources: list[Source], opts: TrainOptions) -> dict[str, Any]:
             persistent_workers=opts.num_workers > 0,
             sampler=dict(type="InfiniteSampler", shuffle=True),
             batch_sampler=dict(type="AspectRatioBatchSampler"),
-            dataset=dict(type="ConcatDataset", datasets=[dataset_config(s, pipeline) for s in sources]),
+            dataset=dict(type="ConcatDataset", datasets=[dataset_config(s, pipeline, opts.seed) for s in sources]),
         ),
         train_cfg=dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=iters + 1),
         val_cfg=None,
@@ -196,7 +202,7 @@ def build_config(sources: list[Source], opts: TrainOptions) -> dict[str, Any]:
         ],
         default_hooks=dict(
             timer=dict(type="IterTimerHook"),
-            logger=dict(type="LoggerHook", interval=opts.log_interval, log_metric_by_epoch=False),
+            logger=dict(type="LoggerHook", interval=max(1, min(opts.log_interval, iters)), log_metric_by_epoch=False),
             param_scheduler=dict(type="ParamSchedulerHook"),
             checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=ckpt_interval, max_keep_ckpts=3, save_last=True),
             sampler_seed=dict(type="DistSamplerSeedHook"),

@@ -1,14 +1,15 @@
 """Training sources: which ODVG files, their kind (OD/VG), label maps, image roots and weights.
 
-A source is given on the command line as ``FILE[,images=DIR][,label_map=FILE][,repeat=N][,ratio=F]``
-or comes from a curation mixture manifest (``odvgkit.curate.mix.load_manifest``, imported lazily
+A source is given on the command line as
+``FILE[,images=DIR][,label_map=FILE][,repeat=F | ,samples=N][,cbt=T][,name=NAME]`` (``repeat`` = multiple
+of the source per epoch, may be fractional; ``samples`` = exact records per epoch; ``cbt`` = LVIS
+class-balanced threshold) or comes from a curation mixture manifest (``odvgkit.curate.mix.load_manifest``, imported lazily
 so this works before and after that module exists). OD files need a label map, VG files must not
 have one: ODVGDataset decides the mode from it.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from odvgkit.errors import OdvgError
 from odvgkit.io import read_label_map, read_records
 from odvgkit.records import kind_of
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".toml", ".mix.json")
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".mix.json")
+SPEC_KEYS = ("images", "label_map", "repeat", "samples", "cbt", "name")
 
 
 @dataclass
@@ -26,10 +28,15 @@ class Source:
     kind: str  # "od" | "vg"
     image_root: Path
     label_map: Path | None = None
-    repeat: int = 1
-    ratio: float = 1.0
     n_records: int = 0
+    samples: int | None = None  # records drawn per epoch; None = each record once
+    class_balanced_threshold: float | None = None
+    name: str = "source"
     names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def epoch_records(self) -> int:
+        return self.n_records if self.samples is None else self.samples
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -37,21 +44,25 @@ class Source:
             "kind": self.kind,
             "image_root": str(self.image_root),
             "label_map": str(self.label_map) if self.label_map else None,
-            "repeat": self.repeat,
-            "ratio": self.ratio,
+            "name": self.name,
             "records": self.n_records,
+            "samples_per_epoch": self.epoch_records,
+            "class_balanced_threshold": self.class_balanced_threshold,
         }
 
 
-def sniff(path: Path) -> tuple[str, int]:
-    """Kind of the first record that has a block, and the record count (streamed)."""
+def sniff(path: Path) -> tuple[str, int, str | None]:
+    """Kind of the first record that has a block, the record count, and the first filename."""
     kind = "none"
     n = 0
+    first = None
     for _, rec in read_records(path):
         n += 1
+        if first is None:
+            first = rec.get("filename")
         if kind == "none":
             kind = kind_of(rec)
-    return kind, n
+    return kind, n, first
 
 
 def parse_spec(spec: str) -> tuple[Path, dict[str, str]]:
@@ -59,11 +70,11 @@ def parse_spec(spec: str) -> tuple[Path, dict[str, str]]:
     options: dict[str, str] = {}
     for opt in opts:
         if "=" not in opt:
-            raise OdvgError(f"{spec}: option {opt!r} is not key=value (keys: images, label_map, repeat, ratio)", 2)
+            raise OdvgError(f"{spec}: option {opt!r} is not key=value (keys: {', '.join(SPEC_KEYS)})", 2)
         key, value = opt.split("=", 1)
         key = key.strip().replace("-", "_")
-        if key not in {"images", "label_map", "repeat", "ratio"}:
-            raise OdvgError(f"{spec}: unknown option {key!r} (keys: images, label_map, repeat, ratio)", 2)
+        if key not in SPEC_KEYS:
+            raise OdvgError(f"{spec}: unknown option {key!r} (keys: {', '.join(SPEC_KEYS)})", 2)
         options[key] = value.strip()
     return Path(head), options
 
@@ -73,13 +84,15 @@ def make_source(
     *,
     images: str | Path | None = None,
     label_map: str | Path | None = None,
-    repeat: float | str = 1,
-    ratio: float | str = 1.0,
+    repeat: float | str | None = None,
+    samples: int | str | None = None,
+    cbt: float | str | None = None,
+    name: str | None = None,
 ) -> Source:
     """Validate one source: file exists and is ODVG, label map present exactly for OD data."""
     if not ann_file.is_file():
         raise OdvgError(f"{ann_file}: no such file")
-    kind, n = sniff(ann_file)
+    kind, n, first = sniff(ann_file)
     if kind == "none":
         raise OdvgError(f"{ann_file}: no record has a 'detection' or 'grounding' block (not ODVG)")
     lm_path = Path(label_map) if label_map else None
@@ -92,54 +105,43 @@ def make_source(
         names = read_label_map(lm_path)
     elif lm_path is not None:
         raise OdvgError(f"{ann_file}: VG (grounding) records take no label map, but {lm_path} was given", 2)
+    if repeat is not None and samples is not None:
+        raise OdvgError(f"{ann_file}: give repeat or samples, not both", 2)
     try:
-        rep = int(repeat)
-        rat = float(ratio)
+        n_samples = round(float(repeat) * n) if repeat is not None else (int(samples) if samples is not None else None)
+        threshold = float(cbt) if cbt is not None else None
     except ValueError as exc:
-        raise OdvgError(f"{ann_file}: repeat must be an integer and ratio a number ({exc})", 2) from None
-    if rep < 1 or not 0 < rat <= 1:
-        raise OdvgError(f"{ann_file}: repeat must be ≥ 1 and ratio in (0, 1]", 2)
+        raise OdvgError(f"{ann_file}: repeat/cbt must be numbers and samples an integer ({exc})", 2) from None
+    if n_samples is not None and n_samples < 1:
+        raise OdvgError(f"{ann_file}: repeat/samples must draw at least one record per epoch", 2)
+    if threshold is not None and (kind != "od" or not 0 < threshold < 1):
+        raise OdvgError(f"{ann_file}: cbt (class-balanced threshold) needs OD data and 0 < cbt < 1", 2)
     root = Path(images) if images else ann_file.parent
     if not root.is_dir():
         raise OdvgError(f"{ann_file}: image root {root} is not a directory")
-    return Source(ann_file.resolve(), kind, root.resolve(), lm_path.resolve() if lm_path else None, rep, rat, n, names)
+    if first and not (root / first).is_file():
+        raise OdvgError(f"{ann_file}:1: filename: image {root / first} not found (wrong image root? give ',images=DIR' or --image-root)")
+    if n_samples == n and threshold is None:
+        n_samples = None
+    return Source(ann_file.resolve(), kind, root.resolve(), lm_path.resolve() if lm_path else None, n, n_samples,
+                  threshold, name or ann_file.name.split(".")[0], names)
 
 
 def from_manifest(path: Path) -> list[Source]:
-    """Sources of a curation mixture manifest (needs ``odvgkit.curate.mix``)."""
+    """Sources of a curation mixture manifest (``odvgkit.curate.mix``, imported lazily)."""
     try:
-        from odvgkit.curate.mix import load_manifest  # type: ignore[import-not-found]
+        from odvgkit.curate.mix import load_manifest
     except ImportError:
         raise OdvgError(f"{path}: mixture manifests need odvgkit.curate.mix, which this odvgkit lacks; list the ODVG files instead", 2) from None
     manifest = load_manifest(path)
-    entries = _get(manifest, "sources", "entries", "datasets") or manifest
     sources = []
-    for entry in entries:
-        ann = _get(entry, "path", "ann_file", "file", "records")
-        if ann is None:
-            raise OdvgError(f"{path}: a manifest entry has no path")
-        ann_path = Path(str(ann))
-        if not ann_path.is_absolute():
-            ann_path = path.parent / ann_path
-        root = _get(entry, "image_root", "images", "img_root", "data_prefix")
-        lm = _get(entry, "label_map", "label_map_file")
-        if root is not None and not Path(str(root)).is_absolute():
-            root = path.parent / str(root)
-        if lm is not None and not Path(str(lm)).is_absolute():
-            lm = path.parent / str(lm)
-        repeat = _get(entry, "repeat", "times") or 1
-        ratio = _get(entry, "ratio", "sample_ratio", "fraction") or 1.0
-        sources.append(make_source(ann_path, images=root, label_map=lm, repeat=repeat, ratio=ratio))
+    for entry in manifest.sources:
+        src = make_source(Path(entry.path), images=entry.image_root, label_map=entry.label_map,
+                          samples=entry.samples_per_epoch, cbt=entry.class_balanced_threshold, name=entry.name)
+        if src.n_records != entry.num_records:
+            raise OdvgError(f"{entry.path}: has {src.n_records} records, the manifest says {entry.num_records}: re-run odvgkit mix")
+        sources.append(src)
     return sources
-
-
-def _get(obj: Any, *names: str) -> Any:
-    for name in names:
-        if isinstance(obj, dict) and name in obj:
-            return obj[name]
-        if not isinstance(obj, dict) and hasattr(obj, name):
-            return getattr(obj, name)
-    return None
 
 
 def collect(specs: list[str], image_root: Path | None = None, label_map: Path | None = None) -> list[Source]:
@@ -157,8 +159,10 @@ def collect(specs: list[str], image_root: Path | None = None, label_map: Path | 
                 path,
                 images=opts.get("images") or image_root,
                 label_map=opts.get("label_map") or (label_map if _is_od(path) else None),
-                repeat=opts.get("repeat", 1),
-                ratio=opts.get("ratio", 1.0),
+                repeat=opts.get("repeat"),
+                samples=opts.get("samples"),
+                cbt=opts.get("cbt"),
+                name=opts.get("name"),
             )
         )
     return sources
@@ -175,9 +179,5 @@ def _is_od(path: Path) -> bool:
 
 
 def dataset_length(sources: list[Source]) -> int:
-    return sum(max(1, int(s.n_records * s.ratio)) * s.repeat for s in sources)
+    return sum(s.epoch_records for s in sources)
 
-
-def load_json(path: Path) -> Any:
-    with path.open(encoding="utf-8") as fh:
-        return json.load(fh)

@@ -7,7 +7,8 @@ Importing this module:
 * allow-lists the few globals mmengine pickles into checkpoints, so torch ≥ 2.6's
   ``weights_only=True`` loading works without a blanket unsafe load (:mod:`.checkpoint`);
 * registers odvgkit's two small text transforms with mmdet (closed-set prompts, base-class
-  filtering for open-vocabulary finetuning).
+  filtering for open-vocabulary finetuning) and the exact mixture sampler
+  (:mod:`.datasets`).
 
 A config written by ``odvgkit train`` therefore also runs with plain ``mmdet tools/train.py``
 wherever odvgkit is installed; with full mmcv, the import only registers the transforms.
@@ -25,4 +26,5 @@ from odvgkit_train import checkpoint as _checkpoint  # noqa: E402
 
 _checkpoint.allow_mmengine_globals()
 
-from odvgkit_train import transforms as _transforms  # noqa: E402,F401  (registers with mmdet)
+from odvgkit_train import datasets as _datasets  # noqa: E402,F401  (registers with mmdet)
+from odvgkit_train import transforms as _transforms  # noqa: E402,F401

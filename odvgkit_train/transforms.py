@@ -34,7 +34,14 @@ class ClosedSetPrompt(BaseTransform):
 
     def transform(self, results: dict[str, Any]) -> dict[str, Any]:
         text = results["text"]
-        if not isinstance(text, dict):  # VG sample: its caption already is the prompt
+        if not isinstance(text, dict):  # VG sample: its caption is the prompt (as RandomSamplingNegPos.vg_aug)
+            caption = text.lower().strip()
+            if not caption.endswith("."):
+                caption += ". "
+            phrases = results.get("phrases", {})
+            labels = np.unique(np.asarray(results["gt_bboxes_labels"], dtype=np.int64)).tolist()
+            results["text"] = caption
+            results["tokens_positive"] = {int(v): phrases[v]["tokens_positive"] for v in labels}
             return results
         keys = sorted(text, key=int)
         caption, spans = closed_set_caption([text[k] for k in keys])

@@ -107,6 +107,33 @@ def find_mongod() -> Path:
     )
 
 
+@contextlib.contextmanager
+def interrupt_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM (and an ignored SIGINT) into ``KeyboardInterrupt`` for the block, so cleanup
+    code (stopping mongod and the App, deleting a half-loaded dataset) runs whichever way we stop."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the child gets SIGTERM if odvgkit itself is killed (even by SIGKILL)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+_PREEXEC = _die_with_parent if sys.platform.startswith("linux") else None
+
+
 def _stop(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:
     """SIGTERM, wait, then SIGKILL: the process is gone when this returns."""
     if proc.poll() is not None:
@@ -158,7 +185,8 @@ def mongod_server(db_dir: Path, address: str = "127.0.0.1", timeout: float = 60.
     cmd = [str(binary), "--dbpath", str(db_dir), "--bind_ip", address, "--port", str(port),
            "--logpath", str(log), "--logappend", "--nounixsocket"]
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                preexec_fn=_PREEXEC)
     except OSError as exc:
         raise OdvgError(f"{binary}: cannot run mongod: {exc.strerror}") from None
     try:
@@ -197,22 +225,28 @@ def database(db_dir: Path | None = None) -> Iterator[str]:
         fo = sys.modules.get("fiftyone")
         old = getattr(getattr(fo, "config", None), "database_uri", None)
         if fo is not None:
+            _disconnect_fiftyone()
             fo.config.database_uri = server.uri
             fo.config.database_validation = False
         try:
             yield server.uri
         finally:
-            if fo is not None:
+            # FiftyOne may have been imported inside the block: close its client before mongod stops,
+            # else its atexit hook waits 30 s for the vanished server when Python exits
+            if sys.modules.get("fiftyone") is not None:
                 _disconnect_fiftyone()
-                fo.config.database_uri = old
+                sys.modules["fiftyone"].config.database_uri = old
 
 
 def _disconnect_fiftyone() -> None:
     with contextlib.suppress(Exception):
         import fiftyone.core.odm.database as fodb  # type: ignore[import-not-found]
 
+        if fodb._client is not None:
+            fodb._delete_non_persistent_datasets_if_allowed()  # what its atexit hook would do
         fodb._disconnect()
         fodb._connection_kwargs.clear()  # the next connection must read the URI again
+        os.environ.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
 
 
 @contextlib.contextmanager
@@ -263,7 +297,7 @@ def app_server(port: int, address: str, log: Path, timeout: float = 300.0) -> It
         proc = subprocess.Popen(
             [sys.executable, "-m", "fiftyone.server.main", "--port", str(port), "--address", address],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, **fiftyone_env()},
+            env={**os.environ, **fiftyone_env()}, preexec_fn=_PREEXEC,
         )
     try:
         deadline = time.monotonic() + timeout

@@ -36,6 +36,7 @@ FiftyOne is imported inside the functions (``import fiftyone`` takes ≈5 s).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -68,6 +69,10 @@ def dataset_name_for(path: Path) -> str:
 
 
 # ---------------------------------------------------------------- records → samples (pure parts)
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _number(v: Any) -> bool:
@@ -116,7 +121,7 @@ def detection_dicts(
             det: dict[str, Any] = {
                 "label": _label_name(inst, label_map),
                 "bounding_box": rel,
-                "odvg_label": inst.get("label"),
+                "odvg_label": inst["label"] if _int(inst.get("label")) else None,
                 "odvg_item": i,
                 "odvg_bbox": inst["bbox"],
             }
@@ -137,8 +142,8 @@ def detection_dicts(
                 det = {
                     "label": _phrase_label(region.get("phrase")),
                     "bounding_box": rel,
-                    "phrase": region.get("phrase"),
-                    "tokens_positive": region.get("tokens_positive"),
+                    "phrase": _phrase_label(region.get("phrase")),
+                    "tokens_positive": spans if isinstance(spans := region.get("tokens_positive"), list) else None,
                     "odvg_item": r,
                     "odvg_box": b,
                     "odvg_bbox": box,
@@ -185,12 +190,15 @@ def load_dataset(
     problems: ProblemLog | None = None,
     advance: Callable[[int], None] | None = None,
     batch_size: int = 1000,
+    limit: int | None = None,
 ) -> LoadStats:
     """Load an ODVG file into a persistent FiftyOne dataset ``name`` (see the module docstring).
 
     Records whose image is missing under ``images_root`` are reported (``image-missing``), counted
     and not loaded; everything else loads. Raises :class:`OdvgError` if the dataset exists and
-    ``overwrite`` is false. The database must be reachable (see :func:`odvgkit.browse.app.database`).
+    ``overwrite`` is false. ``limit`` loads only the first ``limit`` records (FiftyOne inserts
+    ≈100 samples/s on 2 cores, so review a sample of a large file). The database must be
+    reachable (see :func:`odvgkit.browse.app.database`).
     """
     fo = _fo()
     src = Path(records_path).resolve()
@@ -206,21 +214,22 @@ def load_dataset(
     names: dict[str, str] = dict(label_map or {})
     dataset = fo.Dataset(name, overwrite=overwrite, persistent=True)
     try:
-        dataset.add_sample_field("odvg_line", fo.IntField)
+        _declare_fields(fo, dataset)
         batch: list[Any] = []
         for line, record in records:
+            if limit is not None and stats.records_read >= limit:
+                break
             stats.records_read += 1
             sample = _sample(fo, src, root, line, record, label_map, names, stats, problems)
             if sample is not None:
                 batch.append(sample)
             if len(batch) >= batch_size:
-                dataset.add_samples(batch, dynamic=True, progress=False)
+                dataset.add_samples(batch, expand_schema=False, validate=False, progress=False)
                 batch.clear()
             if advance is not None:
                 advance(1)
         if batch:
-            dataset.add_samples(batch, dynamic=True, progress=False)
-        dataset.add_dynamic_sample_fields()
+            dataset.add_samples(batch, expand_schema=False, validate=False, progress=False)
         stats.label_map = {k: names[k] for k in sorted(names, key=_int_key)}
         dataset.info[INFO_KEY] = {
             "source": str(src),
@@ -230,11 +239,25 @@ def load_dataset(
             "records_read": stats.records_read,
             "not_loaded": stats.images_missing + stats.skipped,
         }
+        with contextlib.suppress(Exception):  # cosmetic: one colour per class/phrase, as `browse render` does
+            dataset.app_config.color_scheme = fo.ColorScheme(color_by="value")
         dataset.save()
     except BaseException:
         dataset.delete()  # never leave a half-loaded dataset behind
         raise
     return stats
+
+
+def _declare_fields(fo: Any, dataset: Any) -> None:
+    """Declare every field up front: inference would type ``tokens_positive`` (a list of spans)
+    and ``odvg_bbox`` (ints in one record, floats in the next) from whichever sample came first."""
+    for name, kind in (("filename", fo.StringField), ("caption", fo.StringField), ("odvg_kind", fo.StringField),
+                       ("odvg_source", fo.StringField), ("odvg_line", fo.IntField), ("odvg_record", fo.StringField)):
+        dataset.add_sample_field(name, kind)
+    dataset.add_sample_field(FIELD, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+    for name, kind in (("phrase", fo.StringField), ("tokens_positive", fo.ListField), ("odvg_label", fo.IntField),
+                       ("odvg_item", fo.IntField), ("odvg_box", fo.IntField), ("odvg_bbox", fo.ListField)):
+        dataset.add_sample_field(f"{FIELD}.detections.{name}", kind)
 
 
 def _int_key(k: str) -> tuple[int, str]:
@@ -428,8 +451,8 @@ def _vg_regions(
         flat = not (orig.get("bbox") and isinstance(orig["bbox"][0], list))
         region["bbox"] = boxes[0] if flat and len(boxes) == 1 else boxes
         first = group[0].attrs
-        if "phrase" in first and first["phrase"] is not None:
-            region["phrase"] = first["phrase"]
+        if isinstance(first.get("phrase"), str) and first["phrase"] != _phrase_label(orig.get("phrase")):
+            region["phrase"] = first["phrase"]  # edited in FiftyOne (a list phrase is shown joined by " // ")
         if "tokens_positive" in first and first["tokens_positive"] is not None:
             region["tokens_positive"] = first["tokens_positive"]
         confs = [d.confidence for d in group]

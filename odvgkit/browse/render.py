@@ -150,7 +150,7 @@ def render_one(
         if pred.caption is None:
             pred.caption = gt.caption
         note = _note(pred)
-    right = panel(image, pred, f"predictions  score ≥ {opts.score_threshold:g}", opts.max_side, note)
+    right = panel(image, pred, f"predictions  score >= {opts.score_threshold:g}", opts.max_side, note)
     return side_by_side(left, right), gt, pred
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from odvgkit.cli._common import Json, Quiet, Strict, reporter
+
+if TYPE_CHECKING:
+    from odvgkit.browse.app import AppServer
+    from odvgkit.report import Reporter
 
 browse_app = typer.Typer(
     help="Look at ODVG data: draw boxes/phrases/captions to images, or open it in the FiftyOne App.",
@@ -72,12 +76,10 @@ def render(
     """
     from odvgkit.browse.render import RenderOptions, render_file
     from odvgkit.errors import ProblemLog
-    from odvgkit.io import check_distinct, read_label_map
+    from odvgkit.io import read_label_map
 
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
-    if predictions is not None:
-        check_distinct(predictions, [input])
     opts = RenderOptions(
         images_root=images_root,
         out_dir=output,
@@ -116,6 +118,9 @@ def fiftyone(
     address: Annotated[str, typer.Option("--address", help="Loopback address the App binds to.")] = "127.0.0.1",
     label_map: LabelMapOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing dataset of that name.")] = False,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", help="Load only the first N records (FiftyOne adds ~100 samples/s).")
+    ] = None,
     launch: Annotated[
         bool, typer.Option("--launch/--no-launch", help="Start the App (or only load the dataset).")
     ] = True,
@@ -158,14 +163,14 @@ def fiftyone(
     lm = read_label_map(label_map) if label_map else None
     base_dir = db_dir or fapp.default_database_dir()
     rows: dict[str, object] = {}
-    with fapp.database(base_dir):
+    with fapp.interrupt_on_sigterm(), fapp.database(base_dir):
         from odvgkit.browse import fiftyone_io as fio
 
         if input is not None:
             ds_name = name or fio.dataset_name_for(input)
             with rep.progress(f"load {input.name}", unit="records") as advance:
                 stats = fio.load_dataset(input, images_root, ds_name, label_map=lm, overwrite=overwrite,  # type: ignore[arg-type]
-                                         problems=problems, advance=advance)
+                                         problems=problems, advance=advance, limit=limit)
             rows = {"dataset": ds_name, "records read": stats.records_read, "samples": stats.samples,
                     "OD records": stats.od, "VG records": stats.vg, "detections": stats.detections,
                     "images missing (not loaded)": stats.images_missing}
@@ -178,32 +183,26 @@ def fiftyone(
             with fapp.app_server(port, address, base_dir / "log" / "app.log") as server:
                 url = server.dataset_url(ds_name)
                 rows["url"] = url
-                rep.info(f"FiftyOne App: {url}   (Ctrl-C to stop)")
+                if not quiet:  # also with --json: stderr, so scripts and people find the App
+                    rep.console.print(f"FiftyOne App: {url}   (Ctrl-C to stop)", markup=False, highlight=False)
                 _wait(server, rep)
     rep.summary("browse fiftyone", rows, problems)
     if problems.n_errors:
         raise typer.Exit(1)
 
 
-def _wait(server, rep) -> None:  # noqa: ANN001 - AppServer, Reporter (imported lazily)
+def _wait(server: AppServer, rep: Reporter) -> None:
     """Block until Ctrl-C / SIGTERM, or until the App server dies (an error naming its log)."""
-    import signal
     import time
 
     from odvgkit.errors import OdvgError
 
-    def on_term(signum, frame):  # noqa: ANN001, ARG001
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
     try:
         while server.process.poll() is None:
             time.sleep(0.5)
         raise OdvgError(f"the FiftyOne App server stopped (exit {server.process.returncode}); log: {server.log}")
     except KeyboardInterrupt:
         rep.info("stopping the App and the database")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @browse_app.command("export-fiftyone")
@@ -233,7 +232,7 @@ def export_fiftyone(
     require("fiftyone", "browse")
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
-    with fapp.database(db_dir or fapp.default_database_dir()):
+    with fapp.interrupt_on_sigterm(), fapp.database(db_dir or fapp.default_database_dir()):
         from odvgkit.browse import fiftyone_io as fio
 
         stats = fio.export_dataset(name, output, problems)

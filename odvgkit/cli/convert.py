@@ -71,7 +71,7 @@ LabelMapOpt = Annotated[
 ]
 
 
-def _finish(rep, title: str, conv, outputs: dict, problems) -> None:  # noqa: ANN001 - shared tail of every command
+def _finish(rep, title: str, conv, outputs: dict, problems) -> None:
     from odvgkit.convert.base import summarise
 
     summarise(rep, title, conv, outputs, problems)
@@ -333,7 +333,7 @@ def grefcoco2odvg(
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
-    """gRefCOCO (official files) → ODVG VG, one record per referring sentence.
+    r"""gRefCOCO (official files) → ODVG VG, one record per referring sentence.
 
     Multi-target expressions keep all their boxes (one region, a list of boxes). No-target
     expressions become records with no regions and "no_target": true, excluded by default;
@@ -357,6 +357,32 @@ def grefcoco2odvg(
                                 problems=problems)
         write_conversion(conv, out, inputs=[grefs, instances])
     _finish(rep, "grefcoco2odvg", conv, {"output": str(out)}, problems)
+
+
+@convert_app.command("odinw-override")
+def odinw_override(
+    data_root: Annotated[Path, typer.Argument(help="ODinW root (holding ChessPieces/, CottontailRabbits/, …).")],
+    table: Annotated[Path | None, typer.Option("--table", help='JSON {"relative/annotations.json": [categories]}. Default: upstream\'s three datasets.')] = None,
+    output_name: Annotated[str, typer.Option("--output-name", help="File written beside each original.")] = "new_annotations_without_background.json",
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """Rewrite ODinW35 category names for prompting into new annotation files.
+
+    Writes new_annotations_without_background.json beside each listed original (which is never
+    touched), with the categories replaced; all files are checked first and appear together.
+
+    [bold]Examples[/bold]
+
+      odvgkit convert odinw-override data/odinw
+
+      odvgkit convert odinw-override data/odinw --table my_overrides.json
+    """
+    from odvgkit.convert.odinw import load_overrides, override_categories
+
+    rep = reporter(quiet, json_mode)
+    written = override_categories(data_root, load_overrides(table), output_name)
+    rep.summary("odinw-override", {path: f"{n} categories" for path, n in written.items()})
 
 
 def register(app: typer.Typer) -> None:

@@ -52,7 +52,7 @@ def _run(
     with rep.progress(f"indexing {len(eval_sources)} evaluation files", total=None, unit="images") as adv:
         index = index_eval(eval_sources, ("id",), problems=problems, advance=adv)
     with rep.progress(f"auditing {src.path.name}", total=None, unit="images") as adv:
-        audit = audit_source(src, index, problems=problems, advance=adv, keep_doc=True)
+        audit = audit_source(src, index, problems=problems, advance=adv)
     counts = write_removal(audit, out, man)
     rows = {
         "input": str(src.path),

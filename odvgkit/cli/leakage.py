@@ -96,7 +96,7 @@ def audit(
         audits = []
         for src in train_sources:
             with rep.progress(f"auditing {src.path.name}", total=None, unit="images") as adv:
-                audits.append(audit_source(src, index, hc, workers, problems, adv, keep_doc=remove))
+                audits.append(audit_source(src, index, hc, workers, problems, adv))
     finally:
         hc.close()
     pairs = [row for a in audits for row in a.pairs()]

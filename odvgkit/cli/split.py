@@ -48,6 +48,7 @@ def split(
 
       odvgkit split lvis_v1_train_od.jsonl --ratio 0.9 -m lvis_v1_label_map.json -o lvis_split/
     """
+    import contextlib
     import shutil
 
     from odvgkit.curate.split import plan_split
@@ -92,15 +93,16 @@ def split(
     counts = {k: 0 for k in targets}
     images: list[str] = []
     with AtomicGroup() as group:
-        writers = {k: group.enter_context(record_writer(group, p)) for k, p in targets.items()}
-        for line, rec in read_records(input, problems):
-            if line not in want:
-                continue
-            key = "all" if ratio is None else ("val" if line in val else "train")
-            writers[key].write(rec)
-            counts[key] += 1
-            if images_root is not None and isinstance(rec.get("filename"), str):
-                images.append(rec["filename"])
+        with contextlib.ExitStack() as stack:  # writers close before the group renames
+            writers = {k: stack.enter_context(record_writer(group, p)) for k, p in targets.items()}
+            for line, rec in read_records(input, problems):
+                if line not in want:
+                    continue
+                key = "all" if ratio is None else ("val" if line in val else "train")
+                writers[key].write(rec)
+                counts[key] += 1
+                if images_root is not None and isinstance(rec.get("filename"), str):
+                    images.append(rec["filename"])
         if lm is not None and lm_out is not None:
             write_label_map(lm_out, lm, group)
     copied = 0

@@ -28,14 +28,3 @@ def to_xyxy(xywh: np.ndarray) -> np.ndarray:
     out[:, 2] = xywh[:, 0] + xywh[:, 2]
     out[:, 3] = xywh[:, 1] + xywh[:, 3]
     return out
-
-
-def group_slices(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stable grouping: ``(order, unique_keys, starts)`` so rows of key k are order[starts[i]:starts[i+1]]."""
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    if len(sorted_keys) == 0:
-        return order, sorted_keys, np.zeros(1, dtype=np.int64)
-    change = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
-    starts = np.concatenate(([0], change, [len(sorted_keys)]))
-    return order, sorted_keys[starts[:-1]], starts

@@ -33,7 +33,7 @@ def stream_members(
 ) -> Iterator[tuple[str, int, list[Any]]]:
     """``(key, first_index, items)`` batches of the requested top-level members, in file order."""
     if _stream_members is not None:
-        yield from _stream_members(path, dict(element_types), problems=problems, on_bytes=on_bytes)
+        yield from _stream_members(path, element_types, problems=problems, on_bytes=on_bytes)
         return
     yield from _fallback_stream(Path(path), element_types, problems, on_bytes)  # pragma: no cover
 

@@ -80,15 +80,18 @@ class _Columns:
     valid: list[np.ndarray] = field(default_factory=list)  # False where the element failed its type
 
     def add(self, items: list[CocoAnnotation | None]) -> None:
-        ok = np.fromiter((a is not None for a in items), dtype=bool, count=len(items))
-        good = items if ok.all() else [a if a is not None else _PLACEHOLDER for a in items]
+        if None in items:
+            ok = np.fromiter((a is not None for a in items), dtype=bool, count=len(items))
+            good = [a if a is not None else _PLACEHOLDER for a in items]
+        else:
+            ok, good = np.ones(len(items), dtype=bool), items
         n = len(good)
         self.image_id.append(np.fromiter(map(attrgetter("image_id"), good), dtype=np.int64, count=n))
         self.category_id.append(np.fromiter(map(attrgetter("category_id"), good), dtype=np.int64, count=n))
         boxes = np.fromiter(chain.from_iterable(map(attrgetter("bbox"), good)), dtype=np.float64, count=4 * n)
         self.bbox.append(boxes.reshape(n, 4))
-        crowd = np.fromiter((bool(a.iscrowd) for a in good), dtype=bool, count=n)
-        ignore = np.fromiter((bool(a.ignore) for a in good), dtype=bool, count=n)
+        crowd = np.fromiter(map(attrgetter("iscrowd"), good), dtype=np.int64, count=n) != 0
+        ignore = np.fromiter(map(attrgetter("ignore"), good), dtype=np.int64, count=n) != 0
         no_area = np.fromiter(map(attrgetter("area"), good), dtype=np.float64, count=n) <= 0
         self.flags.append((crowd * _F_CROWD | ignore * _F_IGNORE | no_area * _F_NO_AREA).astype(np.uint8))
         self.valid.append(ok)

@@ -35,14 +35,27 @@ _INSTANCE_CORE = {"bbox", "label", "category"}
 
 
 def exact_extent(lo: float, hi: float) -> float:
-    """The ``w`` with ``lo + w == hi`` in doubles (``hi - lo`` is off by one ulp now and then)."""
+    """A ``w`` with ``lo + w == hi`` in doubles: ``hi - lo``, nudged by an ulp when that is off.
+
+    Below 1 the largest such ``w`` is taken, so a box kept for being ``>= 1`` wide stays ``>= 1``
+    wide when converted again (coco2odvg drops ``w < 1``).
+    """
     w = hi - lo
-    for _ in range(8):
+    for _ in range(16):
         s = lo + w
         if s == hi:
-            return w
+            break
         w = math.nextafter(w, math.inf if s < hi else -math.inf)
-    return hi - lo
+    else:
+        return hi - lo
+    for _ in range(64):
+        if w >= 1:
+            break
+        up = math.nextafter(w, math.inf)
+        if lo + up != hi:
+            break
+        w = up
+    return w
 
 
 def to_xywh(box: list[float]) -> list[float]:
@@ -82,8 +95,8 @@ def export_coco(
         doc.value("info", {"description": f"exported by odvgkit from {path.name}"})
         doc.begin_array("images")
         image_id = 0
-        for line, rec in read_records(path, problems):
-            image_id += 1
+        for _line, rec in read_records(path, problems):
+            image_id += 1  # noqa: SIM113 - counts records across two passes
             kind = kind_of(rec)
             kinds[kind] += 1
             img: dict[str, Any] = {"id": image_id, "file_name": rec.get("filename"),

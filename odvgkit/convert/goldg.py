@@ -18,17 +18,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
 
-from odvgkit.convert._boxes import big_enough, group_slices, overlaps_image
+from odvgkit.convert._boxes import big_enough, overlaps_image
 from odvgkit.convert._stream import OnBytes, stream_members
 from odvgkit.convert.base import Conversion
-from odvgkit.errors import ProblemLog
+from odvgkit.errors import OdvgError, ProblemLog
 
 
 class MdetrImage(msgspec.Struct, gc=False):
@@ -47,6 +49,11 @@ class MdetrAnn(msgspec.Struct, gc=False):
     tokens_positive: list[tuple[int, int]]
 
 
+_IMAGE_ID, _BBOX, _AREA, _CROWD, _TOKENS = (
+    attrgetter(n) for n in ("image_id", "bbox", "area", "iscrowd", "tokens_positive")
+)
+
+
 @dataclass
 class MdetrColumns:
     """A MDETR file as columns: images as lists (sorted by id), annotations as numpy arrays."""
@@ -62,7 +69,6 @@ class MdetrColumns:
     crowd: np.ndarray
     span_start: np.ndarray  # offsets into ``spans`` per annotation (len = n_ann + 1)
     spans: np.ndarray  # (n_spans, 2) int
-    stats: Counter[str] = field(default_factory=Counter)
 
 
 def _as_int(value: int | float | str) -> int | None:
@@ -78,14 +84,17 @@ def _as_int(value: int | float | str) -> int | None:
 def read_mdetr(path: str | Path, problems: ProblemLog, on_bytes: OnBytes = None) -> MdetrColumns:
     """Stream a MDETR json into columns; bad elements are reported and skipped."""
     path = Path(path)
-    images: dict[int, tuple[str, int, int, str]] = {}
+    ids: list[int] = []
+    file_names: list[str] = []
+    heights: list[int] = []
+    widths: list[int] = []
+    captions: list[str] = []
     ann_img: list[np.ndarray] = []
     xywh: list[np.ndarray] = []
     area: list[np.ndarray] = []
     crowd: list[np.ndarray] = []
     n_spans: list[np.ndarray] = []
     spans: list[np.ndarray] = []
-    stats: Counter[str] = Counter()
     for key, first, items in stream_members(
         path, {"images": MdetrImage, "annotations": MdetrAnn}, problems=problems, on_bytes=on_bytes
     ):
@@ -94,42 +103,51 @@ def read_mdetr(path: str | Path, problems: ProblemLog, on_bytes: OnBytes = None)
             continue
         if key == "images":
             for i, im in enumerate(items, first):
-                h, w = _as_int(im.height), _as_int(im.width)
+                h, w = im.height, im.width
+                if type(h) is not int or type(w) is not int:
+                    h, w = _as_int(h), _as_int(w)  # type: ignore[arg-type]
                 if h is None or w is None or h <= 0 or w <= 0:
                     problems.error("bad-size", path, f"images[{i}]", "height/width",
                                    f"not a positive number: {im.height!r} x {im.width!r}")
                     continue
-                if im.id in images:
-                    problems.warn("duplicate-image-id", path, f"images[{i}]", "id",
-                                  f"image id {im.id} repeated; the last one is used (as upstream)")
-                images[im.id] = (im.file_name, h, w, im.caption)
+                ids.append(im.id)
+                file_names.append(im.file_name)
+                heights.append(h)
+                widths.append(w)
+                captions.append(im.caption)
             continue
-        ann_img.append(np.fromiter((a.image_id for a in items), np.int64, len(items)))
-        xywh.append(np.array([a.bbox for a in items], dtype=np.float64).reshape(-1, 4))
-        area.append(np.fromiter((a.area for a in items), np.float64, len(items)))
-        crowd.append(np.fromiter((a.iscrowd for a in items), np.int64, len(items)))
-        toks = [a.tokens_positive for a in items]
-        n_spans.append(np.fromiter(map(len, toks), np.int64, len(toks)))
-        flat = [s for t in toks for s in t]
-        spans.append(np.array(flat, dtype=np.int64).reshape(-1, 2))
-    ids = np.fromiter(images.keys(), np.int64, len(images))
-    order = np.argsort(ids, kind="stable")
-    vals = list(images.values())
-    sorted_vals = [vals[i] for i in order.tolist()]
+        n = len(items)
+        ann_img.append(np.fromiter(map(_IMAGE_ID, items), np.int64, n))
+        xywh.append(np.fromiter(chain.from_iterable(map(_BBOX, items)), np.float64, 4 * n).reshape(-1, 4))
+        area.append(np.fromiter(map(_AREA, items), np.float64, n))
+        crowd.append(np.fromiter(map(_CROWD, items), np.int64, n))
+        toks = list(map(_TOKENS, items))
+        n_spans.append(np.fromiter(map(len, toks), np.int64, n))
+        spans.append(np.fromiter(chain.from_iterable(chain.from_iterable(toks)), np.int64).reshape(-1, 2))
+    id_arr = np.asarray(ids, dtype=np.int64)
+    order = np.argsort(id_arr, kind="stable")
+    sorted_ids = id_arr[order]
+    # duplicate ids: the last one wins (pycocotools' dict), at the sorted position
+    last = np.ones(len(order), bool)
+    if len(order) > 1:
+        last[:-1] = sorted_ids[1:] != sorted_ids[:-1]
+    for k in np.flatnonzero(~last).tolist():
+        problems.warn("duplicate-image-id", path, "images", "id",
+                      f"image id {int(sorted_ids[k])} repeated; the last one is used (as upstream)")
+    order = order[last].tolist()
     counts = np.concatenate(n_spans) if n_spans else np.zeros(0, np.int64)
     return MdetrColumns(
-        img_ids=ids[order],
-        file_names=[v[0] for v in sorted_vals],
-        heights=[v[1] for v in sorted_vals],
-        widths=[v[2] for v in sorted_vals],
-        captions=[v[3] for v in sorted_vals],
+        img_ids=sorted_ids[last],
+        file_names=[file_names[i] for i in order],
+        heights=[heights[i] for i in order],
+        widths=[widths[i] for i in order],
+        captions=[captions[i] for i in order],
         ann_img=np.concatenate(ann_img) if ann_img else np.zeros(0, np.int64),
         xywh=np.concatenate(xywh) if xywh else np.zeros((0, 4)),
         area=np.concatenate(area) if area else np.zeros(0),
         crowd=np.concatenate(crowd) if crowd else np.zeros(0, np.int64),
         span_start=np.concatenate(([0], np.cumsum(counts))),
         spans=np.concatenate(spans) if spans else np.zeros((0, 2), np.int64),
-        stats=stats,
     )
 
 
@@ -146,86 +164,116 @@ def phrase_pieces(caption: str, spans: list[list[int]]) -> list[str]:
     return pieces
 
 
+_BLOCK = 8192  # images per block: lists are made for one block at a time
+
+
 def mdetr_records(cols: MdetrColumns, path: Path, problems: ProblemLog, stats: Counter[str]) -> Iterator[dict[str, Any]]:
     """The VG records of a MDETR file, in ascending image-id order."""
     n_img = len(cols.img_ids)
-    img_idx = np.searchsorted(cols.img_ids, cols.ann_img) if n_img else np.zeros(len(cols.ann_img), np.int64)
-    img_idx = np.minimum(img_idx, max(n_img - 1, 0))
-    known = (cols.img_ids[img_idx] == cols.ann_img) if n_img else np.zeros(len(cols.ann_img), bool)
+    n_ann = len(cols.ann_img)
+    if n_img:
+        img_idx = np.minimum(np.searchsorted(cols.img_ids, cols.ann_img), n_img - 1)
+        known = cols.img_ids[img_idx] == cols.ann_img
+    else:
+        img_idx, known = np.zeros(n_ann, np.int64), np.zeros(n_ann, bool)
     for i in np.flatnonzero(~known).tolist():
         problems.error("unknown-image", path, "annotations", "image_id",
                        f"image id {int(cols.ann_img[i])} is not in images[]")
     non_crowd = known & (cols.crowd == 0)
     stats["dropped:crowd"] += int((known & (cols.crowd != 0)).sum())
-    widths = np.asarray(cols.widths, dtype=np.float64)
-    heights = np.asarray(cols.heights, dtype=np.float64)
-    W = widths[img_idx] if n_img else np.zeros(0)
-    H = heights[img_idx] if n_img else np.zeros(0)
-    tiny = (cols.xywh[:, 2] <= 1) | (cols.xywh[:, 3] <= 1)  # has_valid_annotation's own test
-    valid = non_crowd & overlaps_image(cols.xywh, W, H) & big_enough(cols.xywh, cols.area)
-    x2 = np.minimum(cols.xywh[:, 0] + cols.xywh[:, 2], W)
-    y2 = np.minimum(cols.xywh[:, 1] + cols.xywh[:, 3], H)
-    boxes = np.stack([cols.xywh[:, 0], cols.xywh[:, 1], x2, y2], axis=1) if len(x2) else np.zeros((0, 4))
+    W = np.asarray(cols.widths, dtype=np.float64)[img_idx] if n_img else np.zeros(n_ann)
+    H = np.asarray(cols.heights, dtype=np.float64)[img_idx] if n_img else np.zeros(n_ann)
+    xywh = cols.xywh
+    valid = overlaps_image(xywh, W, H) & big_enough(xywh, cols.area)
+    not_tiny = (xywh[:, 2] > 1) & (xywh[:, 3] > 1)  # has_valid_annotation's own test
+    boxes = np.stack([xywh[:, 0], xywh[:, 1], np.minimum(xywh[:, 0] + xywh[:, 2], W),
+                      np.minimum(xywh[:, 1] + xywh[:, 3], H)], axis=1) if n_ann else np.zeros((0, 4))
+    # spans checked against the caption length, all at once
+    n_sp = np.diff(cols.span_start)
+    cap_len = np.fromiter(map(len, cols.captions), np.int64, n_img)[img_idx] if n_img else np.zeros(n_ann, np.int64)
+    sp = cols.spans
+    bad_span = (sp[:, 0] < 0) | (sp[:, 1] > np.repeat(cap_len, n_sp)) | (sp[:, 0] >= sp[:, 1])
+    span_ok = (np.bincount(np.repeat(np.arange(n_ann), n_sp)[bad_span], minlength=n_ann) == 0) & (n_sp > 0)
 
     sel = np.flatnonzero(non_crowd)
-    order, keys, starts = group_slices(img_idx[sel])
-    per_image: dict[int, np.ndarray] = {}
-    for k, key in enumerate(keys.tolist()):
-        per_image[key] = sel[order[starts[k]:starts[k + 1]]]
-    span_start = cols.span_start.tolist()
-    spans_all = cols.spans
-    for i in range(n_img):
-        anns = per_image.get(i)
-        if anns is None:
-            stats["dropped:image-without-annotation"] += 1
-            continue
-        if bool(tiny[anns].all()):
-            stats["dropped:image-only-tiny-boxes"] += 1
-            continue
-        caption = cols.captions[i]
-        n_chars = len(caption)
-        regions: dict[str, dict[str, Any]] = {}
-        keep = anns[valid[anns]]
-        stats["dropped:invalid-box"] += len(anns) - len(keep)
-        for a, box in zip(keep.tolist(), boxes[keep].tolist(), strict=True):
-            spans = spans_all[span_start[a]:span_start[a + 1]].tolist()
-            if not spans:
-                problems.error("no-spans", path, f"annotations (image {int(cols.img_ids[i])})",
-                               "tokens_positive", "empty: the box refers to no words of the caption")
+    sel = sel[np.argsort(img_idx[sel], kind="stable")]  # grouped by image, file order inside
+    starts = np.searchsorted(img_idx[sel], np.arange(n_img + 1))
+    has_big = np.bincount(img_idx[sel][not_tiny[sel]], minlength=n_img) > 0 if n_img else np.zeros(0, bool)
+
+    for b0 in range(0, n_img, _BLOCK):
+        b1 = min(b0 + _BLOCK, n_img)
+        a = sel[starts[b0]:starts[b1]]
+        off0 = int(starts[b0])
+        box_l = boxes[a].tolist()
+        ok_l = (valid[a] & span_ok[a]).tolist()
+        cnt = n_sp[a]
+        gather = np.repeat(cols.span_start[a] - np.concatenate(([0], np.cumsum(cnt)[:-1])), cnt) + np.arange(cnt.sum())
+        span_l = sp[gather].tolist()
+        span_off = np.concatenate(([0], np.cumsum(cnt))).tolist()
+        starts_l = starts[b0:b1 + 1].tolist()
+        for i in range(b0, b1):
+            j0, j1 = starts_l[i - b0] - off0, starts_l[i - b0 + 1] - off0
+            if j0 == j1:
+                stats["dropped:image-without-annotation"] += 1
                 continue
-            if any(s < 0 or e > n_chars or s >= e for s, e in spans):
-                bad = next(sp for sp in spans if sp[0] < 0 or sp[1] > n_chars or sp[0] >= sp[1])
-                problems.error("span-outside-caption", path, f"annotations (image {int(cols.img_ids[i])})",
-                               "tokens_positive", f"span {bad} is outside the caption (length {n_chars})")
+            if not has_big[i]:
+                stats["dropped:image-only-tiny-boxes"] += 1
                 continue
-            spans.sort(key=lambda s: s[0])
-            pieces = phrase_pieces(caption, spans)
-            key = " ".join(pieces)
-            region = regions.get(key)
-            stats["boxes"] += 1
-            if region is None:
-                regions[key] = {
-                    "bbox": box,
-                    "phrase": pieces[0] if len(pieces) == 1 else pieces,
-                    "tokens_positive": spans,
-                }
-                continue
-            bb = region["bbox"]
-            region["bbox"] = [*bb, box] if isinstance(bb[0], list) else [bb, box]
-            known_spans = region["tokens_positive"]
-            added = [s for s in spans if s not in known_spans]
-            if added:  # upstream drops these: a repeated phrase loses its other mentions
-                stats["spans-kept-from-repeated-phrase"] += len(added)
-                known_spans.extend(added)
-                known_spans.sort(key=lambda s: s[0])
-        stats["images"] += 1
-        stats["regions"] += len(regions)
-        yield {
-            "filename": cols.file_names[i],
-            "height": cols.heights[i],
-            "width": cols.widths[i],
-            "grounding": {"caption": caption, "regions": list(regions.values())},
-        }
+            caption = cols.captions[i]
+            regions: dict[str, dict[str, Any]] = {}
+            for j in range(j0, j1):
+                if not ok_l[j]:
+                    g = int(a[j])
+                    if valid[g]:
+                        _span_problem(problems, path, int(cols.img_ids[i]), caption, sp[cols.span_start[g]:cols.span_start[g + 1]].tolist())
+                    else:
+                        stats["dropped:invalid-box"] += 1
+                    continue
+                spans = span_l[span_off[j]:span_off[j + 1]]
+                if len(spans) == 1:
+                    s, e = spans[0]
+                    key = phrase = caption[s:e]
+                else:
+                    spans.sort(key=_start)
+                    pieces = phrase_pieces(caption, spans)
+                    key = " ".join(pieces)
+                    phrase = pieces[0] if len(pieces) == 1 else pieces
+                region = regions.get(key)
+                if region is None:
+                    regions[key] = {"bbox": box_l[j], "phrase": phrase, "tokens_positive": spans}
+                    continue
+                bb = region["bbox"]
+                region["bbox"] = [*bb, box_l[j]] if isinstance(bb[0], list) else [bb, box_l[j]]
+                known_spans = region["tokens_positive"]
+                added = [x for x in spans if x not in known_spans]
+                if added:  # upstream drops these: a repeated phrase loses its other mentions
+                    stats["spans-kept-from-repeated-phrase"] += len(added)
+                    known_spans.extend(added)
+                    known_spans.sort(key=_start)
+            stats["images"] += 1
+            stats["regions"] += len(regions)
+            yield {
+                "filename": cols.file_names[i],
+                "height": cols.heights[i],
+                "width": cols.widths[i],
+                "grounding": {"caption": caption, "regions": list(regions.values())},
+            }
+    stats["boxes"] = int((valid & span_ok & non_crowd & has_big[img_idx]).sum()) if n_img else 0
+
+
+def _start(span: list[int]) -> int:
+    return span[0]
+
+
+def _span_problem(problems: ProblemLog, path: Path, image_id: int, caption: str, spans: list[list[int]]) -> None:
+    where = f"annotations (image {image_id})"
+    if not spans:
+        problems.error("no-spans", path, where, "tokens_positive", "empty: the box refers to no words of the caption")
+        return
+    n = len(caption)
+    bad = next(x for x in spans if x[0] < 0 or x[1] > n or x[0] >= x[1])
+    problems.error("span-outside-caption", path, where, "tokens_positive",
+                   f"span {bad} is outside the caption (length {n})")
 
 
 def goldg_to_odvg(path: str | Path, problems: ProblemLog | None = None, on_bytes: OnBytes = None) -> Conversion:

@@ -350,7 +350,9 @@ def write_grit(
             per_shard.append({"shard": res.shard, **dict(sorted(res.stats.items()))})
             if on_shard is not None:
                 on_shard(1)
-    return totals, per_shard
+    from odvgkit.grit.engine import uniform_rows
+
+    return totals, uniform_rows(per_shard)
 
 
 def _convert_path(path: str, opts: GritOptions) -> ShardResult:

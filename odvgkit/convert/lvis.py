@@ -15,13 +15,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
 
-from odvgkit.convert._boxes import big_enough, group_slices, overlaps_image, to_xyxy
+from odvgkit.convert._boxes import big_enough, overlaps_image, to_xyxy
 from odvgkit.convert._stream import OnBytes, stream_members
 from odvgkit.convert.base import Conversion
 from odvgkit.errors import OdvgError, ProblemLog
@@ -46,6 +48,11 @@ class LvisAnn(msgspec.Struct, gc=False):
     area: float
     iscrowd: int | bool = 0
     ignore: int | bool = 0
+
+
+_IMAGE_ID, _CATEGORY_ID, _BBOX, _AREA, _CROWD, _IGNORE = (
+    attrgetter(n) for n in ("image_id", "category_id", "bbox", "area", "iscrowd", "ignore")
+)
 
 
 class Category(msgspec.Struct, gc=False):
@@ -93,12 +100,12 @@ def lvis_conversion(path: str | Path, problems: ProblemLog | None = None, on_byt
             cats.extend(items)
         else:
             n = len(items)
-            cols["img"].append(np.fromiter((a.image_id for a in items), np.int64, n))
-            cols["cat"].append(np.fromiter((a.category_id for a in items), np.int64, n))
-            cols["xywh"].append(np.array([a.bbox for a in items], dtype=np.float64).reshape(-1, 4))
-            cols["area"].append(np.fromiter((a.area for a in items), np.float64, n))
-            cols["crowd"].append(np.fromiter((bool(a.iscrowd) for a in items), bool, n))
-            cols["ignore"].append(np.fromiter((bool(a.ignore) for a in items), bool, n))
+            cols["img"].append(np.fromiter(map(_IMAGE_ID, items), np.int64, n))
+            cols["cat"].append(np.fromiter(map(_CATEGORY_ID, items), np.int64, n))
+            cols["xywh"].append(np.fromiter(chain.from_iterable(map(_BBOX, items)), np.float64, 4 * n).reshape(-1, 4))
+            cols["area"].append(np.fromiter(map(_AREA, items), np.float64, n))
+            cols["crowd"].append(np.fromiter(map(_CROWD, items), np.int64, n) != 0)
+            cols["ignore"].append(np.fromiter(map(_IGNORE, items), np.int64, n) != 0)
     if not cats:
         raise OdvgError(f"{path}: categories: missing or empty (needed for the label map)")
     label_map: dict[str, str] = {}
@@ -114,6 +121,9 @@ def lvis_conversion(path: str | Path, problems: ProblemLog | None = None, on_byt
     return Conversion(records=records, label_map=label_map, stats=stats)
 
 
+_BLOCK = 10_000  # images per block: Python lists exist for one block at a time
+
+
 def _records(
     path: Path,
     images: list[LvisImage],
@@ -122,6 +132,7 @@ def _records(
     problems: ProblemLog,
     stats: Counter[str],
 ) -> Iterator[dict[str, Any]]:
+    a_all = a
     img_ids = np.fromiter((im.id for im in images), np.int64, len(images))
     order = np.argsort(img_ids, kind="stable")
     sorted_ids = img_ids[order]
@@ -150,26 +161,27 @@ def _records(
     stats["dropped:too-small"] += int(small.sum())
     stats["dropped:crowd"] += int(crowd.sum())
     sel = np.flatnonzero(keep)
-    xyxy = to_xyxy(a["xywh"][sel]).tolist()
-    lab = labels[sel].tolist()
-    sorder, skeys, starts = group_slices(idx[sel])
-    where: dict[int, tuple[int, int]] = {k: (int(starts[j]), int(starts[j + 1])) for j, k in enumerate(skeys.tolist())}
-    sorder_l = sorder.tolist()
-    names = label_map
-    for i, im in enumerate(images):
-        filename = lvis_filename(im)
-        if not filename:
-            problems.error("no-filename", path, f"images[{i}]", "coco_url", "neither coco_url nor file_name")
-            continue
-        s, e = where.get(i, (0, 0))
-        instances = []
-        for j in sorder_l[s:e]:
-            label = lab[j]
-            instances.append({"bbox": xyxy[j], "label": label, "category": names[str(label)]})
-        stats["images"] += 1
-        stats["boxes"] += len(instances)
-        rec: dict[str, Any] = {"filename": filename, "height": im.height, "width": im.width,
-                               "detection": {"instances": instances}}
-        rec["neg_category_ids"] = [c - 1 for c in im.neg_category_ids]
-        rec["not_exhaustive_category_ids"] = [c - 1 for c in im.not_exhaustive_category_ids]
-        yield rec
+    sel = sel[np.argsort(idx[sel], kind="stable")]  # grouped by image, file order inside
+    starts = np.searchsorted(idx[sel], np.arange(len(images) + 1)).tolist()
+    names = [label_map.get(str(k), "") for k in range(max(map(int, label_map)) + 1)]
+    for b0 in range(0, len(images), _BLOCK):
+        b1 = min(b0 + _BLOCK, len(images))
+        a = sel[starts[b0]:starts[b1]]
+        off = starts[b0]
+        xyxy = to_xyxy(a_all["xywh"][a]).tolist()
+        lab = labels[a].tolist()
+        cat = [names[k] for k in lab]
+        for i in range(b0, b1):
+            im = images[i]
+            filename = lvis_filename(im)
+            if not filename:
+                problems.error("no-filename", path, f"images[{i}]", "coco_url", "neither coco_url nor file_name")
+                continue
+            s, e = starts[i] - off, starts[i + 1] - off
+            instances = [{"bbox": b, "label": k, "category": c} for b, k, c in zip(xyxy[s:e], lab[s:e], cat[s:e], strict=True)]
+            stats["images"] += 1
+            stats["boxes"] += e - s
+            yield {"filename": filename, "height": im.height, "width": im.width,
+                   "detection": {"instances": instances},
+                   "neg_category_ids": [c - 1 for c in im.neg_category_ids],
+                   "not_exhaustive_category_ids": [c - 1 for c in im.not_exhaustive_category_ids]}

@@ -67,7 +67,7 @@ def read_classes(path: Path) -> tuple[dict[str, int], dict[str, str]]:
     return mid_to_label, label_map
 
 
-def _open_csv(path: Path, columns: list[str]):  # noqa: ANN202 - pyarrow reader
+def _open_csv(path: Path, columns: list[str]):
     import pyarrow as pa
     from pyarrow import csv as pacsv
 

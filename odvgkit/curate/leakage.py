@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odvgkit.curate.hashes import HashCache, PhashIndex, hash_files
-from odvgkit.curate.sources import ImageRef, Source, iter_images, load_document, object_kind
+from odvgkit.curate.sources import ImageRef, Source, iter_images
 from odvgkit.errors import OdvgError, ProblemLog
 
 METHODS = ("id", "name", "content", "phash")
@@ -139,7 +139,6 @@ class SourceAudit:
     leaks: dict[int | str, list[Cause]] = field(default_factory=dict)
     file_names: dict[int | str, str] = field(default_factory=dict)
     coco_ids: dict[int | str, int | None] = field(default_factory=dict)
-    doc: Any = None  # the loaded JSON document of a COCO-style source (for removal)
 
     def pairs(self) -> list[dict[str, Any]]:
         """One row per (benchmark, split): distinct leaking images per test and in total."""
@@ -180,21 +179,13 @@ def audit_source(
     workers: int = 8,
     problems: ProblemLog | None = None,
     advance: Callable[[int], None] | None = None,
-    keep_doc: bool = False,
 ) -> SourceAudit:
     """Stream the training ``source`` against ``index``; bounded memory except for the leaks."""
     methods = index.methods
     result = SourceAudit(source)
     if _hashing(methods) and source.root is None:
         raise OdvgError(f"{source.path}: --by content/phash needs its image root: give it as FILE@IMAGE_ROOT")
-    refs: Iterable[ImageRef]
-    if source.kind == "odvg":
-        refs = iter_images(source, problems)
-    else:
-        doc = load_document(source.path)
-        if keep_doc:
-            result.doc = doc
-        refs = _doc_images(source, doc)
+    refs: Iterable[ImageRef] = iter_images(source, problems)
 
     def match_keys(ref: ImageRef) -> list[Cause]:
         found: list[Cause] = []
@@ -236,17 +227,6 @@ def audit_source(
                     found.extend(_causes(index, [index.phash_owner[j]], "phash", dist))
         record(ref, found)
     return result
-
-
-def _doc_images(source: Source, doc: Any) -> Iterator[ImageRef]:
-    """Images of an already-loaded JSON document (so it is parsed once, and kept for removal)."""
-    from odvgkit.curate import sources as s
-
-    if isinstance(doc, list):
-        yield from s._refs_images(source, doc, eval_only=False)
-        return
-    sub = object_kind(source.path, doc)
-    yield from s._json_images(source, sub, doc["images"])
 
 
 def removal_rows(audit: SourceAudit) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ grounding usable:
   ``noun_chunks``/``ref_exps``/``id``/the CLIP scores reach the process step;
 * several metadata files are staged as links in ``RAW_DIR/_metadata`` in the order given, so shard
   numbers are stable across runs; with img2dataset's ``incremental`` mode a rerun skips the shards
-  that have their ``<shard>_stats.json`` and redoes the rest. ``RAW_DIR/odvgkit_download.json``
+  that have their ``<shard>_stats.json`` and redoes the rest. ``RAW_DIR/_metadata/odvgkit_download.json``
   remembers the inputs and refuses a resume with different ones (shard numbers would shift);
 * wandb is off and albumentations' update check is silenced; img2dataset's chatter goes to stderr
   (or, with ``--quiet``, to ``RAW_DIR/img2dataset.log``) so ``--json`` keeps stdout clean.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 from collections import Counter
@@ -41,7 +42,7 @@ RESERVED = frozenset(
 GROUNDING = ("noun_chunks", "ref_exps")
 RESIZE_MODES = ("keep_ratio", "no")
 DISTRIBUTORS = ("multiprocessing", "pyspark")
-MANIFEST = "odvgkit_download.json"
+MANIFEST = "_metadata/odvgkit_download.json"  # not beside the shards: img2dataset reads every *.json there as shard stats
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def stage_metadata(paths: Sequence[Path], raw_dir: Path) -> Path:
     wanted = {f"{i:05d}_{p.name}" if p.name.endswith(".parquet") else f"{i:05d}_{p.name}.parquet": p.resolve()
               for i, p in enumerate(paths)}
     for entry in stage.iterdir():
-        if entry.name not in wanted or not entry.is_symlink() or entry.resolve() != wanted[entry.name]:
+        if entry.is_symlink() and (entry.name not in wanted or entry.resolve() != wanted[entry.name]):
             entry.unlink()
     for name, target in wanted.items():
         link = stage / name
@@ -121,13 +122,27 @@ def check_manifest(raw_dir: Path, paths: Sequence[Path], opts: DownloadOptions) 
     return manifest
 
 
-def img2dataset_kwargs(stage: Path, raw_dir: Path, columns: list[str], opts: DownloadOptions) -> dict[str, Any]:
-    """The exact ``img2dataset.download`` call (a pure function: the tests check it)."""
+def check_options(opts: DownloadOptions) -> None:
     if opts.resize_mode not in RESIZE_MODES:
         raise OdvgError(f"--resize-mode {opts.resize_mode!r}: choose {' or '.join(RESIZE_MODES)} "
                         "(border/center_crop would break the normalised boxes)", exit_code=2)
     if opts.distributor not in DISTRIBUTORS:
         raise OdvgError(f"--distributor {opts.distributor!r}: choose one of {', '.join(DISTRIBUTORS)}", exit_code=2)
+
+
+def check_output_folder(raw_dir: Path) -> None:
+    """img2dataset reads every ``RAW_DIR/*.json`` as ``<shard>_stats.json`` and crashes on others."""
+    if raw_dir.exists() and not raw_dir.is_dir():
+        raise OdvgError(f"{raw_dir}: exists and is not a folder")
+    for path in sorted(raw_dir.glob("*.json")) if raw_dir.is_dir() else []:
+        if not re.fullmatch(r"\d+_stats\.json", path.name):
+            raise OdvgError(f"{path}: not an img2dataset shard stats file; download into an empty folder "
+                            "(img2dataset reads every *.json there as shard stats)")
+
+
+def img2dataset_kwargs(stage: Path, raw_dir: Path, columns: list[str], opts: DownloadOptions) -> dict[str, Any]:
+    """The exact ``img2dataset.download`` call (a pure function: the tests check it)."""
+    check_options(opts)
     return {
         "url_list": str(stage),
         "input_format": "parquet",
@@ -177,10 +192,13 @@ def run_download(
     os.environ.setdefault("WANDB_MODE", "disabled")
     os.environ.setdefault("WANDB_SILENT", "true")
     paths = [Path(p) for p in metadata]
+    check_options(opts)
     columns = metadata_columns(paths, opts.url_col, opts.caption_col)
+    check_output_folder(raw_dir)
     raw_dir.mkdir(parents=True, exist_ok=True)
     manifest = check_manifest(raw_dir, paths, opts)
-    kwargs = img2dataset_kwargs(stage_metadata(paths, raw_dir), raw_dir, columns, opts)
+    stage = stage_metadata(paths, raw_dir)
+    kwargs = img2dataset_kwargs(stage, raw_dir, columns, opts)
     require("img2dataset", "grit")
     from img2dataset import download
 

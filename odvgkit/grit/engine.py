@@ -113,7 +113,20 @@ def run_spark(fn: Callable[[T], R], items: Sequence[T], session: Any) -> Iterato
     if not items:
         return iter(())
     rdd = session.sparkContext.parallelize(list(items), len(items))
-    return rdd.map(fn).toLocalIterator(prefetchPartitions=True)
+    return _spark_errors(rdd.map(fn).toLocalIterator(prefetchPartitions=True))
+
+
+def _spark_errors(results: Iterator[R]) -> Iterator[R]:
+    """A failed Spark task arrives as a Java/Py4J exception with pages of stack: keep the cause."""
+    try:
+        yield from results
+    except OdvgError:
+        raise
+    except Exception as exc:
+        text = str(exc)
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        cause = next((ln for ln in reversed(lines) if "Error" in ln or "Exception" in ln), lines[-1] if lines else type(exc).__name__)
+        raise OdvgError(f"a Spark task failed: {cause[:500]}") from None
 
 
 def parse_conf(pairs: Sequence[str]) -> dict[str, str]:
@@ -139,3 +152,13 @@ def shard_runner(
             yield lambda fn, items: run_spark(fn, items, session)
     else:
         raise OdvgError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}", exit_code=2)
+
+
+def uniform_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-shard rows with the same columns (a count missing in one shard is 0 there)."""
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    head = [k for k in keys if not isinstance(rows[0].get(k, 0), int) or k in ("shard",)] if rows else []
+    ordered = head + sorted(k for k in keys if k not in head)
+    return [{k: row.get(k, 0) for k in ordered} for row in rows]

@@ -198,7 +198,18 @@ def _write_sample(
 
 
 def process_shard(task: ShardTask) -> ProcessResult:
-    """Extract one shard; never raises for bad data (problems are returned with the counts)."""
+    """Extract one shard; never raises for bad data (problems are returned with the counts).
+
+    An output that cannot be written (disk full, permissions) is a one-line :class:`OdvgError`;
+    the shard stays undone and a rerun redoes it.
+    """
+    try:
+        return _process_shard(task)
+    except OSError as exc:
+        raise OdvgError(f"{task.out_dir}: shard {task.shard}: cannot write output: {exc}") from None
+
+
+def _process_shard(task: ShardTask) -> ProcessResult:
     raw, out, shard = Path(task.raw_dir), Path(task.out_dir), task.shard
     res = ProcessResult(shard=shard)
     index = _read_index(raw / f"{shard}.parquet", res)
@@ -301,6 +312,8 @@ def process_all(
     out_dir.mkdir(parents=True, exist_ok=True)
     done = {name: read_done(out_dir, name) for name in ready if is_done(out_dir, name)}
     todo = [ShardTask(str(raw_dir), str(out_dir), name) for name in ready if name not in done]
+    if on_shard is not None and done:
+        on_shard(len(done))
     fresh = {res.shard: res for res in _tick(run(process_shard, todo), on_shard)}
     totals: Counter[str] = Counter()
     rows = []
@@ -315,7 +328,9 @@ def process_all(
         errors = ", ".join(f"{k}: {n}" for k, n in sorted(res.download_errors.items()))
         rows.append({"shard": name, "done": "earlier" if res.skipped else "now",
                      **dict(sorted(res.stats.items())), "download_errors": errors})
-    return totals, rows
+    from odvgkit.grit.engine import uniform_rows
+
+    return totals, uniform_rows(rows)
 
 
 def _tick(results: Iterable[ProcessResult], on_shard: Callable[[int], None] | None) -> Iterable[ProcessResult]:

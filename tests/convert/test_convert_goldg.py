@@ -1,0 +1,168 @@
+"""goldg2odvg / refcoco2odvg / extract coco-from-mixed on generated MDETR files.
+
+Expected records are written out by hand from the upstream rules (spec §3.7), not computed.
+"""
+
+from __future__ import annotations
+
+import json
+
+from odvgkit.convert.goldg import goldg_to_odvg, phrase_pieces
+from odvgkit.errors import ProblemLog
+
+CAPTION_1 = "the building near the building."
+CAPTION_2 = "blue-green boat and a café"
+
+
+def _mdetr(dump, tmp_path, name="final_mixed_train_no_coco.json"):
+    data = {
+        "info": {}, "licenses": [], "categories": [],
+        "images": [
+            # ids out of order: the output is sorted by id
+            {"id": 20, "file_name": "b.jpg", "height": "100", "width": "200", "caption": CAPTION_1,
+             "tokens_negative": [[0, 3]], "dataset_name": "gqa"},
+            {"id": 3, "file_name": "a.jpg", "height": 50, "width": 60, "caption": CAPTION_2},
+            {"id": 7, "file_name": "only_crowd.jpg", "height": 50, "width": 60, "caption": "x"},
+            {"id": 8, "file_name": "only_tiny.jpg", "height": 50, "width": 60, "caption": "tiny"},
+            {"id": 9, "file_name": "all_invalid.jpg", "height": 50, "width": 60, "caption": "far away"},
+            {"id": 10, "file_name": "no_ann.jpg", "height": 50, "width": 60, "caption": "nothing"},
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 20, "bbox": [1, 2, 10, 10], "area": 100, "iscrowd": 0, "category_id": 1,
+             "tokens_positive": [[4, 12]]},
+            # same phrase text again: merged into one region, both spans kept; x2 clipped to 200
+            {"id": 2, "image_id": 20, "bbox": [190.5, 2, 20, 10], "area": 100, "iscrowd": 0,
+             "tokens_positive": [[22, 30]]},
+            # spans given out of order; 'blue-green boat' → pieces ['blue', 'green boat']
+            {"id": 3, "image_id": 3, "bbox": [0, 0, 5, 5], "area": 25, "iscrowd": 0,
+             "tokens_positive": [[11, 15], [0, 4], [5, 10]]},
+            {"id": 4, "image_id": 3, "bbox": [10, 10, 5, 5], "area": 25, "iscrowd": 1,
+             "tokens_positive": [[22, 26]]},
+            {"id": 5, "image_id": 3, "bbox": [10, 10, 5, 5], "area": 25, "iscrowd": 0,
+             "tokens_positive": [[22, 26]]},
+            {"id": 6, "image_id": 7, "bbox": [10, 10, 5, 5], "area": 25, "iscrowd": 1,
+             "tokens_positive": [[0, 1]]},
+            {"id": 7, "image_id": 8, "bbox": [10, 10, 1, 5], "area": 5, "iscrowd": 0,
+             "tokens_positive": [[0, 4]]},
+            {"id": 8, "image_id": 9, "bbox": [100, 100, 5, 5], "area": 25, "iscrowd": 0,
+             "tokens_positive": [[0, 3]]},
+        ],
+    }
+    return dump(tmp_path / name, data)
+
+
+EXPECTED = [
+    {"filename": "a.jpg", "height": 50, "width": 60, "grounding": {"caption": CAPTION_2, "regions": [
+        {"bbox": [0, 0, 5, 5], "phrase": ["blue", "green boat"], "tokens_positive": [[0, 4], [5, 10], [11, 15]]},
+        {"bbox": [10, 10, 15, 15], "phrase": "café", "tokens_positive": [[22, 26]]},
+    ]}},
+    {"filename": "all_invalid.jpg", "height": 50, "width": 60, "grounding": {"caption": "far away", "regions": []}},
+    {"filename": "b.jpg", "height": 100, "width": 200, "grounding": {"caption": CAPTION_1, "regions": [
+        {"bbox": [[1, 2, 11, 12], [190.5, 2, 200, 12]], "phrase": "building", "tokens_positive": [[4, 12], [22, 30]]},
+    ]}},
+]
+
+
+def test_goldg_records_match_hand_derived(tmp_path, dump, read_jsonl, cli):
+    src = _mdetr(dump, tmp_path)
+    r = cli("convert", "goldg2odvg", src, "--json")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "final_mixed_train_no_coco_vg.json"
+    assert read_jsonl(out) == EXPECTED
+    summary = json.loads(r.stdout)
+    assert summary["dropped:crowd"] == 2
+    assert summary["dropped:image-only-tiny-boxes"] == 1
+    assert summary["dropped:image-without-annotation"] == 2  # only_crowd + no_ann
+    assert summary["spans-kept-from-repeated-phrase"] == 1
+
+
+def test_phrase_pieces_joins_space_separated_neighbours():
+    assert phrase_pieces("red shirt man", [[0, 3], [4, 9]]) == ["red shirt"]
+    assert phrase_pieces("blue-green boat.", [[0, 4], [5, 10], [11, 15]]) == ["blue", "green boat"]
+    assert phrase_pieces("a b", [[0, 1]]) == ["a"]
+
+
+def test_goldg_bad_spans_and_unknown_images_are_one_line_errors(tmp_path, dump, cli):
+    src = dump(tmp_path / "bad.json", {
+        "images": [{"id": 1, "file_name": "a.jpg", "height": 10, "width": 10, "caption": "short"}],
+        "annotations": [
+            {"image_id": 1, "bbox": [0, 0, 5, 5], "area": 25, "iscrowd": 0, "tokens_positive": [[2, 40]]},
+            {"image_id": 99, "bbox": [0, 0, 5, 5], "area": 25, "iscrowd": 0, "tokens_positive": [[0, 2]]},
+        ],
+    })
+    r = cli("convert", "goldg2odvg", src, "-o", tmp_path / "out.jsonl")
+    assert r.returncode == 1
+    assert "tokens_positive: span [2, 40] is outside the caption (length 5)" in r.stderr
+    assert "image_id: image id 99 is not in images[]" in r.stderr
+    assert "Traceback" not in r.stderr
+    strict = cli("convert", "goldg2odvg", src, "-o", tmp_path / "strict.jsonl", "--strict")
+    assert strict.returncode == 1 and not (tmp_path / "strict.jsonl").exists()
+    assert len(strict.stderr.strip().splitlines()) == 1
+
+
+def test_goldg_missing_field_is_reported(tmp_path, dump):
+    src = dump(tmp_path / "nocrowd.json", {
+        "images": [{"id": 1, "file_name": "a.jpg", "height": 10, "width": 10, "caption": "ab"}],
+        "annotations": [{"image_id": 1, "bbox": [0, 0, 5, 5], "area": 25, "tokens_positive": [[0, 2]]}],
+    })
+    problems = ProblemLog()
+    records = list(goldg_to_odvg(src, problems).records)
+    assert records == []
+    assert problems.n_errors == 1
+    assert "iscrowd" in problems.as_dict()["examples"][0]
+
+
+def test_refcoco_one_output_per_input(tmp_path, dump, read_jsonl, cli):
+    d = tmp_path / "mdetr"
+    for name in ("finetune_refcoco_train.json", "finetune_refcocog_train.json"):
+        dump(d / name, {
+            "images": [
+                {"id": 2, "file_name": "COCO_train2014_000000000009.jpg", "height": 10, "width": 10,
+                 "caption": f"left dog {name[9:17]}"},
+                {"id": 1, "file_name": "COCO_train2014_000000000009.jpg", "height": 10, "width": 10,
+                 "caption": "the cat"},
+            ],
+            "annotations": [
+                {"image_id": 1, "bbox": [1, 1, 3, 3], "area": 9, "iscrowd": 0, "tokens_positive": [[4, 7]]},
+                {"image_id": 2, "bbox": [2, 2, 3, 3], "area": 9, "iscrowd": 0, "tokens_positive": [[5, 8]]},
+            ],
+        })
+    r = cli("convert", "refcoco2odvg", d, "--out-dir", tmp_path / "vg")
+    assert r.returncode == 0, r.stderr
+    a = read_jsonl(tmp_path / "vg" / "finetune_refcoco_train_vg.json")
+    g = read_jsonl(tmp_path / "vg" / "finetune_refcocog_train_vg.json")
+    assert [x["grounding"]["caption"] for x in a] == ["the cat", "left dog refcoco_"]
+    assert [x["grounding"]["caption"] for x in g] == ["the cat", "left dog refcocog"]
+    assert a[0]["grounding"]["regions"] == [{"bbox": [1, 1, 4, 4], "phrase": "cat", "tokens_positive": [[4, 7]]}]
+    # a missing input fails before anything is written
+    r = cli("convert", "refcoco2odvg", d / "finetune_refcoco_train.json", d / "missing.json", "--out-dir", tmp_path / "x")
+    assert r.returncode == 1 and "missing.json: no such file" in r.stderr
+    assert not (tmp_path / "x").exists()
+    # two inputs with the same output name are refused
+    dump(tmp_path / "other" / "finetune_refcoco_train.json", {"images": [], "annotations": []})
+    r = cli("convert", "refcoco2odvg", d / "finetune_refcoco_train.json", tmp_path / "other" / "finetune_refcoco_train.json",
+            "--out-dir", tmp_path / "y")
+    assert r.returncode == 1 and "would be written here" in r.stderr
+
+
+def test_extract_coco_from_mixed(tmp_path, dump, cli):
+    src = dump(tmp_path / "final_mixed_train.json", {
+        "info": [], "licenses": [], "categories": [],
+        "images": [
+            {"id": 1, "data_source": "vg", "file_name": "1.jpg"},
+            {"id": 3, "data_source": "coco", "file_name": "COCO_train2014_3.jpg"},
+            {"id": 2, "data_source": "coco", "file_name": "COCO_train2014_2.jpg"},
+        ],
+        "annotations": [
+            {"id": 10, "image_id": 2, "iscrowd": 1, "bbox": [1, 2, 3, 4]},
+            {"id": 11, "image_id": 3, "iscrowd": 0, "bbox": [1, 2, 3, 4]},
+            {"id": 12, "image_id": 1, "iscrowd": 0, "bbox": [1, 2, 3, 4]},
+            {"id": 13, "image_id": 2, "iscrowd": 0, "bbox": [1, 2, 3, 4]},
+        ],
+    })
+    r = cli("extract", "coco-from-mixed", src, "-q")
+    assert r.returncode == 0, r.stderr
+    out = json.loads((tmp_path / "final_mixed_train_only_coco.json").read_text())
+    assert [im["id"] for im in out["images"]] == [3, 2]
+    assert [a["id"] for a in out["annotations"]] == [11, 10, 13]  # per image in image order, crowd kept
+    assert list(out) == ["info", "licenses", "categories", "images", "annotations"]
