@@ -6,17 +6,32 @@ odvgkit itself, each session in a fresh virtual environment.
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import nox
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 
+def _ensure_chromium(session: nox.Session) -> None:
+    """The FiftyOne App end-to-end test screenshots the App with Debian's headless chromium."""
+    if shutil.which("chromium"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        session.warn("chromium is missing: install it (apt-get install chromium) or the App e2e test fails")
+        return
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", external=True)
+
+
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
-    """The whole suite, with every extra installed (what CI runs)."""
+    """The whole suite with every extra installed — the README's test command and CI's."""
+    _ensure_chromium(session)
     session.install("-e", ".[dev]")
-    session.run("python", "-m", "pytest", *session.posargs)
+    session.run("python", "-m", "pytest", *session.posargs, env={"OMP_NUM_THREADS": "1"})
 
 
 @nox.session(python="3.11")

@@ -97,6 +97,7 @@ def train(cfg: dict[str, Any] | str | Path) -> TrainResult:
     from mmengine.runner import Runner
 
     config = Config.fromfile(str(cfg)) if isinstance(cfg, (str, Path)) else Config(cfg)
+    _init_cpu_dist(config.get("launcher", "none"))
     runner = Runner.from_cfg(config)
     runner.train()
     work_dir = Path(runner.work_dir)
@@ -106,6 +107,19 @@ def train(cfg: dict[str, Any] | str | Path) -> TrainResult:
         losses=read_losses(Path(runner.log_dir)),
         iterations=runner.iter,
     )
+
+
+def _init_cpu_dist(launcher: str) -> None:
+    """Join the process group on gloo when there is no GPU.
+
+    mmengine's ``pytorch`` launcher calls ``torch.cuda.set_device`` unconditionally, which a CPU
+    build of torch does not have; an already initialised group makes mmengine skip that step.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if launcher == "pytorch" and not torch.cuda.is_available() and not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
 
 
 def check_load_from(cfg: dict[str, Any]) -> None:

@@ -52,6 +52,7 @@ class TrainOptions:
     checkpoint_interval: int | None = None
     launcher: str = "none"
     num_negative: int = 85
+    check_sync: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -215,6 +216,10 @@ def build_config(sources: list[Source], opts: TrainOptions) -> dict[str, Any]:
         vis_backends=[dict(type="LocalVisBackend")],
         visualizer=dict(type="DetLocalVisualizer", vis_backends=[dict(type="LocalVisBackend")], name="visualizer"),
         log_processor=dict(type="LogProcessor", window_size=1, by_epoch=False),
+        custom_hooks=[dict(type="WeightSyncCheckHook")] if opts.check_sync else [],
+        # CPU data parallel (gloo): DDP must not be given device ids
+        model_wrapper_cfg=dict(type="MMDistributedDataParallel", broadcast_buffers=False, find_unused_parameters=False,
+                               **({} if opts.extra.get("cuda") else {"device_ids": None})),
         log_level="INFO",
         load_from=opts.load_from,
         resume=False,

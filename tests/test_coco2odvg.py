@@ -300,3 +300,14 @@ def test_bad_image_id_and_library_error(tmp_path: Path) -> None:
     assert len(records) == 4
     with pytest.raises(OdvgError, match="image id 12345 is not in images"):
         list(coco_to_odvg(src, problems=ProblemLog(strict=True)).records)
+
+
+@pytest.mark.parametrize("dataset", ["coco", "o365v2"])
+def test_fast_jsonl_path_is_byte_identical_to_records(tmp_path: Path, tiny_coco: Path, dataset: str) -> None:
+    data = quirky_coco([(1, "café \"quoted\""), (2, "b/c"), (3, "ünï"), (4, "d")])
+    data["images"][0]["file_name"] = "images/v2/x/ü \"q\".jpg"
+    for src in (tiny_coco / "instances_train2017.json", _write(tmp_path / "q.json", data)):
+        slow = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in coco_to_odvg(src, dataset).records)
+        chunks = list(coco_to_odvg(src, dataset).jsonl_chunks or [])
+        assert b"".join(c for c, _ in chunks) == slow
+        assert sum(n for _, n in chunks) == slow.count(b"\n")

@@ -207,6 +207,23 @@ def mongod_server(db_dir: Path, address: str = "127.0.0.1", timeout: float = 60.
         _stop(proc)
 
 
+def check_reachable(uri: str, timeout_ms: int = 5000) -> None:
+    """Fail in seconds with the URI in the message, not after FiftyOne's 30 s and a traceback."""
+    try:
+        import pymongo
+    except ImportError:
+        return  # FiftyOne (which brings pymongo) is missing: the caller's require() says so
+    try:
+        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms)
+        try:
+            client.admin.command("ping")
+        finally:
+            client.close()
+    except Exception as exc:  # pymongo raises many kinds (configuration, selection, auth)
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise OdvgError(f"FIFTYONE_DATABASE_URI={uri}: cannot reach MongoDB: {first}") from None
+
+
 @contextlib.contextmanager
 def database(db_dir: Path | None = None) -> Iterator[str]:
     """Point FiftyOne at a database for the block: ``FIFTYONE_DATABASE_URI`` if set, else our mongod.
@@ -216,6 +233,7 @@ def database(db_dir: Path | None = None) -> Iterator[str]:
     """
     given = os.environ.get("FIFTYONE_DATABASE_URI")
     if given:
+        check_reachable(given)
         with _environ(fiftyone_env()):
             yield given
         return

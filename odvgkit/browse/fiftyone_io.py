@@ -27,6 +27,8 @@ now in the dataset, in (source, line) order. Review rule:
 * an unchanged box keeps its original numbers byte for byte; a moved box is written in absolute
   xyxy from the relative box (float arithmetic, within 1e-6 px of the App's value);
 * a detection's ``confidence`` is written back as ``score`` (and removed if cleared);
+* what FiftyOne could not show (an OD instance or a whole VG region without a usable box) is
+  written back as it was, in place;
 * OD: a relabelled detection gets the label id of its new name in the dataset's label map;
 * VG: ``phrase`` and ``tokens_positive`` attributes are written back; a new detection (added in
   FiftyOne) becomes a new region, its span found in the caption when it has none.
@@ -404,8 +406,10 @@ def _od_instances(
     stats: ExportStats, problems: ProblemLog, where: tuple[str, int],
 ) -> list[dict[str, Any]]:
     originals = (record.get("detection") or {}).get("instances") or []
-    out: list[dict[str, Any]] = []
-    for det in sorted(dets, key=_order):
+    # instances that could not be shown (malformed box) were never in FiftyOne: keep them in place
+    out: list[tuple[tuple[int, int], dict[str, Any]]] = [
+        ((i, 0), inst) for i, inst in enumerate(originals) if not _loadable(inst, w, h)]
+    for n, det in enumerate(sorted(dets, key=_order)):
         item = det.attrs.get("odvg_item")
         orig = originals[item] if isinstance(item, int) and 0 <= item < len(originals) else None
         if isinstance(orig, dict) and det.label == _label_name(orig, names.given):
@@ -423,9 +427,13 @@ def _od_instances(
         if orig is None:
             inst = {"bbox": inst["bbox"], "label": inst["label"], "category": inst["category"]}
         _set_score(inst, det.confidence, "score" in inst)
-        out.append(inst)
+        out.append(((item, 0) if orig is not None else (len(originals), n), inst))  # type: ignore[arg-type]
         stats.boxes_written += 1
-    return out
+    return [inst for _, inst in sorted(out, key=lambda pair: pair[0])]
+
+
+def _loadable(inst: Any, w: int, h: int) -> bool:
+    return isinstance(inst, dict) and relative_box(inst.get("bbox"), w, h) is not None
 
 
 def _vg_regions(
@@ -442,10 +450,15 @@ def _vg_regions(
             groups.setdefault(item, []).append(det)
         else:
             new.append(det)
-    out: list[dict[str, Any]] = []
+    out: list[tuple[int, dict[str, Any]]] = [
+        (r, region) for r, region in enumerate(originals)  # never shown (no usable box): kept in place
+        if not (isinstance(region, dict) and any(relative_box(b, w, h) for b in region_boxes(region)))]
     for r in sorted(groups):
         orig = originals[r]
         group = groups[r]
+        if not all(relative_box(b, w, h) for b in region_boxes(orig)):
+            problems.warn("bad-box-dropped", where[0], where[1], f"grounding.regions[{r}].bbox",
+                          "a malformed box of this region was not loaded and is not exported")
         region = dict(orig)
         boxes = [_box_of(d, w, h, stats) for d in group]
         flat = not (orig.get("bbox") and isinstance(orig["bbox"][0], list))
@@ -461,7 +474,7 @@ def _vg_regions(
                 region["score"] = [c for c in confs if c is not None]
             else:
                 _set_score(region, confs[0], "score" in orig)
-        out.append(region)
+        out.append((r, region))
         stats.boxes_written += len(boxes)
     for det in new:
         phrase = det.attrs.get("phrase") or det.label or ""
@@ -477,8 +490,8 @@ def _vg_regions(
         _set_score(region, det.confidence, False)
         stats.boxes_written += 1
         stats.boxes_moved += 1
-        out.append(region)
-    return out
+        out.append((len(originals), region))
+    return [region for _, region in sorted(out, key=lambda pair: pair[0])]
 
 
 _BOOKKEEPING = ("odvg_label", "odvg_item", "odvg_box", "odvg_bbox", "phrase", "tokens_positive")

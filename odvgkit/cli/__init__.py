@@ -65,3 +65,6 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(141)
+    except OSError as exc:  # disk full, permission denied mid-write, …: the outputs were rolled back
+        sys.stderr.write(f"odvgkit: error: {exc}\n")
+        sys.exit(1)

@@ -21,7 +21,7 @@ def audit(
     ],
     against: Annotated[
         list[str],
-        typer.Option("--against", "-a", help="Evaluation file (COCO/LVIS/MDETR/ODVG/grefs/refs), FILE[@IMAGE_ROOT]; repeatable."),
+        typer.Option("--against", "-a", help="Evaluation file (COCO/LVIS/MDETR/ODVG/grefs/refs) as FILE[@IMAGE_ROOT], or a directory of RefCOCO-family files; repeatable."),
     ],
     by: Annotated[
         str, typer.Option("--by", help="Tests, comma separated: id, name, content, phash (content/phash need image roots).")
@@ -55,7 +55,7 @@ def audit(
 
     [bold]Examples[/bold]
 
-      odvgkit leakage audit coco_train_od.jsonl --against lvis_v1_val.json --against mdetr/finetune_refcoco_testA.json
+      odvgkit leakage audit coco_train_od.jsonl --against lvis_v1_val.json --against mdetr_annotations/
 
       odvgkit leakage audit o365_od.jsonl@/data/o365/images -a coco_val_od.jsonl@/data/coco/val2017 --by content,phash
 
@@ -66,7 +66,7 @@ def audit(
     from odvgkit.curate.dedup import write_removal
     from odvgkit.curate.hashes import HashCache, default_cache
     from odvgkit.curate.leakage import METHODS, audit_source, index_eval, parse_methods
-    from odvgkit.curate.sources import open_source
+    from odvgkit.curate.sources import open_source, scan_refexp
     from odvgkit.errors import OdvgError, ProblemLog
     from odvgkit.io import atomic_write
 
@@ -76,7 +76,9 @@ def audit(
     if workers < 1:
         raise OdvgError(f"--workers {workers}: must be at least 1", exit_code=2)
     train_sources = [open_source(t) for t in train]
-    eval_sources = [open_source(a) for a in against]
+    eval_sources = []
+    for a in against:  # a directory means: every RefCOCO-family evaluation file in it
+        eval_sources += scan_refexp([Path(a)])[0] if Path(a).is_dir() else [open_source(a)]
     if any(m in ("content", "phash") for m in methods):
         for s in [*train_sources, *eval_sources]:
             if s.root is None:

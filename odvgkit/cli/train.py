@@ -77,6 +77,7 @@ def _run_train(
     finetune_mode: str,
     base_classes: str | None,
     log_interval: int,
+    check_sync: bool,
     dry_run: bool,
     quiet: bool,
     json_mode: bool,
@@ -113,6 +114,7 @@ def _run_train(
         num_workers=num_workers,
         seed=seed,
         log_interval=log_interval,
+        check_sync=check_sync,
         launcher="pytorch" if launcher == "none" and nproc * nnodes > 1 else launcher,
         extra={"cuda": _cuda()},
     )
@@ -137,7 +139,7 @@ def _run_train(
 
         cmd = torchrun_command(config_path, nproc, nnodes, node_rank, master_addr, master_port)
         rep.info("running: " + " ".join(cmd))
-        code = subprocess.call(cmd)
+        code = subprocess.call(cmd, stdout=sys.stderr)  # worker logs go to stderr (stdout is for --json)
         if code:
             raise OdvgError(f"distributed training failed (torchrun exit {code}); see the log above", exit_code=code)
         ckpt = api.last_checkpoint(Path(cfg["work_dir"]))
@@ -239,13 +241,16 @@ def _train_command(stage: str):
             str | None, typer.Option("--base-classes", help="ovd: base label ids/names (comma-separated) or a file of names.")
         ] = None,
         log_interval: Annotated[int, typer.Option("--log-interval", help="Log the losses every N iterations.")] = 50,
+        check_sync: Annotated[
+            bool, typer.Option("--check-sync", help="Hash the weights on every rank after training; fail if they differ.")
+        ] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the config and stop.")] = False,
         quiet: Quiet = False,
         json_mode: Json = False,
     ) -> None:
         _run_train(stage, data, model, load_from, text_encoder, work_dir, max_iters, epochs, batch_size, lr,
                    image_root, label_map, launcher, nproc, nnodes, node_rank, master_addr, master_port,
-                   num_workers, seed, finetune_mode if stage == "finetune" else "open-set", base_classes, log_interval, dry_run,
+                   num_workers, seed, finetune_mode if stage == "finetune" else "open-set", base_classes, log_interval, check_sync, dry_run,
                    quiet, json_mode)
 
     return command

@@ -30,10 +30,15 @@ def stream_members(
     element_types: Mapping[str, Any],
     problems: ProblemLog | None = None,
     on_bytes: OnBytes = None,
+    block_size: int | None = None,
 ) -> Iterator[tuple[str, int, list[Any]]]:
-    """``(key, first_index, items)`` batches of the requested top-level members, in file order."""
+    """``(key, first_index, items)`` batches of the requested top-level members, in file order.
+
+    ``block_size`` trades speed for memory: a batch holds one block's elements as Structs.
+    """
     if _stream_members is not None:
-        yield from _stream_members(path, element_types, problems=problems, on_bytes=on_bytes)
+        extra = {"block_size": block_size} if block_size else {}
+        yield from _stream_members(path, element_types, problems=problems, on_bytes=on_bytes, **extra)
         return
     yield from _fallback_stream(Path(path), element_types, problems, on_bytes)  # pragma: no cover
 

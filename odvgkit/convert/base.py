@@ -11,13 +11,14 @@ and closing summary.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from odvgkit.errors import ProblemLog
 from odvgkit.io import AtomicGroup, check_distinct, record_writer, write_label_map
+from odvgkit.io.jsonl import JsonlWriter
 from odvgkit.report import Reporter
 
 
@@ -26,6 +27,9 @@ class Conversion:
     records: Iterable[dict[str, Any]]
     label_map: dict[str, str] | None = None
     stats: Counter[str] = field(default_factory=Counter)
+    # Optional fast path for JSON Lines outputs: the same records already serialised, as
+    # ``(bytes, number of records)`` chunks. Used instead of ``records`` when the output is JSONL.
+    jsonl_chunks: Iterable[tuple[bytes, int]] | None = None
 
 
 def default_output(input_path: str | Path, suffix: str) -> Path:
@@ -66,8 +70,12 @@ def write_conversion(
             check_distinct(path, inputs)
             group.path(path).write_text(text, encoding="utf-8")
         with record_writer(group, output) as writer:
-            for rec in conversion.records:
-                writer.write(rec)
+            if conversion.jsonl_chunks is not None and isinstance(writer, JsonlWriter):
+                for chunk, count in conversion.jsonl_chunks:
+                    writer.write_raw(chunk, count)
+            else:
+                for rec in conversion.records:
+                    writer.write(rec)
     conversion.stats["records_written"] = writer.count
     return writer.count
 
@@ -82,9 +90,3 @@ def summarise(
     rows: dict[str, Any] = dict(outputs)
     rows.update(sorted(conversion.stats.items()))
     reporter.summary(title, rows, problems)
-
-
-def iter_counted(records: Iterable[dict[str, Any]], stats: Counter[str], key: str) -> Iterator[dict[str, Any]]:
-    for rec in records:
-        stats[key] += 1
-        yield rec

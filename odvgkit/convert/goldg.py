@@ -96,7 +96,8 @@ def read_mdetr(path: str | Path, problems: ProblemLog, on_bytes: OnBytes = None)
     n_spans: list[np.ndarray] = []
     spans: list[np.ndarray] = []
     for key, first, items in stream_members(
-        path, {"images": MdetrImage, "annotations": MdetrAnn}, problems=problems, on_bytes=on_bytes
+        path, {"images": MdetrImage, "annotations": MdetrAnn}, problems=problems, on_bytes=on_bytes,
+        block_size=4 << 20,
     ):
         if first < 0:
             problems.error("not-an-array", path, key, None, f"'{key}' must be a JSON array")
@@ -196,39 +197,41 @@ def mdetr_records(cols: MdetrColumns, path: Path, problems: ProblemLog, stats: C
     span_ok = (np.bincount(np.repeat(np.arange(n_ann), n_sp)[bad_span], minlength=n_ann) == 0) & (n_sp > 0)
 
     sel = np.flatnonzero(non_crowd)
-    sel = sel[np.argsort(img_idx[sel], kind="stable")]  # grouped by image, file order inside
-    starts = np.searchsorted(img_idx[sel], np.arange(n_img + 1))
-    has_big = np.bincount(img_idx[sel][not_tiny[sel]], minlength=n_img) > 0 if n_img else np.zeros(0, bool)
+    grouped = img_idx[sel]
+    n_per_image = np.bincount(grouped, minlength=n_img) if n_img else np.zeros(0, np.int64)
+    has_big = np.bincount(grouped[not_tiny[sel]], minlength=n_img) > 0 if n_img else np.zeros(0, bool)
+    image_kept = (n_per_image > 0) & has_big
+    stats["dropped:image-without-annotation"] += int((n_per_image == 0).sum())
+    stats["dropped:image-only-tiny-boxes"] += int(((n_per_image > 0) & ~has_big).sum())
+    in_kept = non_crowd & (image_kept[img_idx] if n_img else np.zeros(n_ann, bool))
+    stats["dropped:invalid-box"] += int((in_kept & ~valid).sum())
+    for g in np.flatnonzero(in_kept & valid & ~span_ok).tolist():
+        i = int(img_idx[g])
+        _span_problem(problems, path, int(cols.img_ids[i]), cols.captions[i],
+                      sp[cols.span_start[g]:cols.span_start[g + 1]].tolist())
+    use = np.flatnonzero(in_kept & valid & span_ok)
+    use = use[np.argsort(img_idx[use], kind="stable")]  # grouped by image, file order inside
+    starts = np.searchsorted(img_idx[use], np.arange(n_img + 1)).tolist()
+    stats["boxes"] += len(use)
+    kept_l = image_kept.tolist()
+    captions = cols.captions
 
     for b0 in range(0, n_img, _BLOCK):
         b1 = min(b0 + _BLOCK, n_img)
-        a = sel[starts[b0]:starts[b1]]
-        off0 = int(starts[b0])
+        off = starts[b0]
+        a = use[off:starts[b1]]
         box_l = boxes[a].tolist()
-        ok_l = (valid[a] & span_ok[a]).tolist()
         cnt = n_sp[a]
-        gather = np.repeat(cols.span_start[a] - np.concatenate(([0], np.cumsum(cnt)[:-1])), cnt) + np.arange(cnt.sum())
+        ends = np.cumsum(cnt)
+        gather = np.repeat(cols.span_start[a] - (ends - cnt), cnt) + np.arange(int(ends[-1]) if len(ends) else 0)
         span_l = sp[gather].tolist()
-        span_off = np.concatenate(([0], np.cumsum(cnt))).tolist()
-        starts_l = starts[b0:b1 + 1].tolist()
+        span_off = [0, *ends.tolist()]
         for i in range(b0, b1):
-            j0, j1 = starts_l[i - b0] - off0, starts_l[i - b0 + 1] - off0
-            if j0 == j1:
-                stats["dropped:image-without-annotation"] += 1
+            if not kept_l[i]:
                 continue
-            if not has_big[i]:
-                stats["dropped:image-only-tiny-boxes"] += 1
-                continue
-            caption = cols.captions[i]
+            caption = captions[i]
             regions: dict[str, dict[str, Any]] = {}
-            for j in range(j0, j1):
-                if not ok_l[j]:
-                    g = int(a[j])
-                    if valid[g]:
-                        _span_problem(problems, path, int(cols.img_ids[i]), caption, sp[cols.span_start[g]:cols.span_start[g + 1]].tolist())
-                    else:
-                        stats["dropped:invalid-box"] += 1
-                    continue
+            for j in range(starts[i] - off, starts[i + 1] - off):
                 spans = span_l[span_off[j]:span_off[j + 1]]
                 if len(spans) == 1:
                     s, e = spans[0]
@@ -258,7 +261,6 @@ def mdetr_records(cols: MdetrColumns, path: Path, problems: ProblemLog, stats: C
                 "width": cols.widths[i],
                 "grounding": {"caption": caption, "regions": list(regions.values())},
             }
-    stats["boxes"] = int((valid & span_ok & non_crowd & has_big[img_idx]).sum()) if n_img else 0
 
 
 def _start(span: list[int]) -> int:

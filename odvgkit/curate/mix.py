@@ -472,7 +472,8 @@ def emit_mmdet(manifest: Manifest, pipeline: str = "train_pipeline") -> str:
                 note += f" (approximation: RepeatDataset times={times} = {times * n})"
         body.append(f"    pipeline={pipeline},")
         if s.class_balanced_threshold is not None:
-            wrap.append(("ClassBalancedDataset", f"oversample_thr={s.class_balanced_threshold!r}"))
+            # innermost: ClassBalancedDataset asks its dataset for get_cat_ids (RepeatDataset has none)
+            wrap.insert(0, ("ClassBalancedDataset", f"oversample_thr={s.class_balanced_threshold!r}"))
             note += f"; class-balanced, oversample_thr={s.class_balanced_threshold}"
         lines.append(note)
         inner = "dict(\n" + "\n".join(body) + "\n)"

@@ -68,7 +68,6 @@ class AtomicGroup(contextlib.ExitStack):
     def __init__(self) -> None:
         super().__init__()
         self._pending: list[tuple[Path, Path]] = []
-        self._failed = False
 
     def path(self, target: str | Path) -> Path:
         tgt = Path(target)
@@ -86,15 +85,19 @@ class AtomicGroup(contextlib.ExitStack):
 
     def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
         try:
-            if exc_type is None:
+            # close writers registered with enter_context *before* their files are renamed
+            suppressed = bool(super().__exit__(exc_type, exc, tb))
+            if exc_type is None or suppressed:
                 umask = os.umask(0)
                 os.umask(umask)
                 for tmp, tgt in self._pending:
                     os.chmod(tmp, 0o666 & ~umask)
                     os.replace(tmp, tgt)
                 self._pending.clear()
+        except OSError as err:
+            raise OdvgError(f"cannot write output: {err}") from None
         finally:
             for tmp, _ in self._pending:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
-        return bool(super().__exit__(exc_type, exc, tb))
+        return suppressed

@@ -225,3 +225,59 @@ def test_limit_loads_the_first_records(fiftyone_db: Path, tmp_path: Path) -> Non
     out = tmp_path / "lim_back.jsonl"
     export_dataset("t_limit", out)
     assert read_jsonl(out) == records[:2]
+
+
+def test_detections_added_in_fiftyone_are_exported(fiftyone_db: Path, mixed: tuple[Path, list[dict[str, Any]], dict[str, str]], tmp_path: Path) -> None:
+    import fiftyone as fo
+
+    path, recs, label_map = mixed
+    load_dataset(path, VAL_IMAGES, "t_add", label_map=label_map, overwrite=True)
+    samples = {s["odvg_line"]: s for s in fo.load_dataset("t_add")}
+    od = samples[1]
+    od["ground_truth"].detections.append(fo.Detection(label=label_map["5"], bounding_box=[0.5, 0.5, 0.25, 0.25], confidence=0.75))
+    od.save()
+    vg = samples[4]
+    caption = recs[3]["grounding"]["caption"]
+    phrase = caption[caption.index("the "):].split(",")[0].rstrip(".")
+    vg["ground_truth"].detections.append(fo.Detection(label=phrase.upper(), bounding_box=[0.0, 0.0, 0.5, 0.5]))
+    vg["ground_truth"].detections.append(fo.Detection(label="a unicorn", bounding_box=[0.0, 0.0, 0.5, 0.5]))
+    vg.save()
+    problems = ProblemLog()
+    out = tmp_path / "added.jsonl"
+    export_dataset("t_add", out, problems)
+    got = read_jsonl(out)
+    w, h = recs[0]["width"], recs[0]["height"]
+    assert got[0]["detection"]["instances"][:-1] == recs[0]["detection"]["instances"]
+    new = got[0]["detection"]["instances"][-1]
+    assert new["label"] == 5 and new["category"] == label_map["5"] and new["score"] == 0.75
+    assert _close(new["bbox"], [0.5 * w, 0.5 * h, 0.75 * w, 0.75 * h])
+    regions = got[3]["grounding"]["regions"]
+    assert regions[:-1] == recs[3]["grounding"]["regions"]
+    (a, b), = regions[-1]["tokens_positive"]
+    assert caption[a:b] == phrase and regions[-1]["phrase"] == phrase.upper()
+    assert problems.counts[("error", "phrase-not-in-caption")] == 1
+
+
+def test_unreachable_database_uri_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    port = fapp.free_port()  # nothing listens there
+    monkeypatch.setenv("FIFTYONE_DATABASE_URI", f"mongodb://127.0.0.1:{port}")
+    with pytest.raises(OdvgError, match=rf"^FIFTYONE_DATABASE_URI=mongodb://127.0.0.1:{port}: cannot reach MongoDB"), \
+            fapp.database():
+        pass
+
+
+def test_boxes_fiftyone_cannot_show_are_kept(fiftyone_db: Path, tmp_path: Path) -> None:
+    records, _ = coco_od_records()
+    od = json.loads(json.dumps(records[0]))
+    od["detection"]["instances"].insert(1, {"bbox": [1, 2, 3], "label": 0})  # malformed: not loaded
+    vg = vg_from_od(records[1])
+    vg["grounding"]["regions"].insert(0, {"bbox": [None, 0, 1, 1], "phrase": "x", "tokens_positive": [[0, 1]]})
+    path = write_jsonl(tmp_path / "bad_boxes.jsonl", [od, vg])
+    problems = ProblemLog()
+    stats = load_dataset(path, VAL_IMAGES, "t_badbox", overwrite=True, problems=problems)
+    assert problems.counts[("warning", "bad-box")] == 2
+    assert stats.detections == len(records[0]["detection"]["instances"]) + sum(
+        len(r["bbox"]) if isinstance(r["bbox"][0], list) else 1 for r in vg_from_od(records[1])["grounding"]["regions"])
+    out = tmp_path / "bad_back.jsonl"
+    export_dataset("t_badbox", out)
+    assert read_jsonl(out) == [od, vg]

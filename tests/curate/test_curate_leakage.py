@@ -63,6 +63,10 @@ def test_dedup_refcoco_removes_every_eval_split(cli, tmp_path, coco_train, coco_
     assert {(c["benchmark"], c["split"]) for c in by_id[ids[6]]["causes"]} == {("grefcoco", "testA")}
     assert {(c["benchmark"], c["split"]) for c in by_id[ids[8]]["causes"]} == {("refcocog(umd)", "val")}
     assert by_id[ids[2]]["file_name"] == next(im["file_name"] for im in coco_train_doc["images"] if im["id"] == ids[2])
+    # the general audit takes the same directory
+    res = cli("leakage", "audit", coco_train, "-a", ann, "--by", "id", "--json", "--no-cache")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["leaking_images"] == 6  # ids[0:6]: the MDETR files only
 
 
 def test_dedup_refcoco_unknown_benchmark_file_fails_cleanly(cli, tmp_path, coco_train, write_json):
@@ -243,3 +247,20 @@ def test_detects_one_record_odvg_without_final_newline(tmp_path):
     q = tmp_path / "coco.json"
     q.write_text('{"images": [{"id": 1, "file_name": "a.jpg"}],\n "annotations": []}')
     assert detect_kind(q) == "json-object"
+
+
+def test_filter_coco_keeps_exact_bytes_and_order():
+    import io
+
+    from odvgkit.curate.dedup import filter_coco
+
+    data = (b'{"info": {"v": 1e-05}, "images": [{"id": 3, "file_name": "a.jpg"}, {"id": 1, "file_name": "b.jpg"},'
+            b' {"id": 2, "file_name": "c.jpg"}], "annotations": [{"image_id": 1, "bbox": [12.0, 1e-05, 3, 4]},'
+            b' {"image_id": 2, "bbox": [0.30000000000000004, 0, 1, 1]}, {"image_id": 1, "bbox": [5, 5, 5, 5]}],'
+            b' "extra": [1, 2]}')
+    out = io.BytesIO()
+    counts = filter_coco(data, {1}, out)
+    assert counts == (2, 1, 2)
+    assert out.getvalue() == (b'{"info":{"v": 1e-05},"images":[{"id": 3, "file_name": "a.jpg"},{"id": 2, "file_name": "c.jpg"}],'
+                              b'"annotations":[{"image_id": 2, "bbox": [0.30000000000000004, 0, 1, 1]}],"extra":[1, 2]}')
+    assert json.loads(out.getvalue())["images"][1]["id"] == 2

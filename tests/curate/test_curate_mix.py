@@ -187,3 +187,19 @@ def test_load_manifest_errors(tmp_path):
         load_manifest(p)
     with pytest.raises(OdvgError, match="no such manifest"):
         load_manifest(tmp_path / "nope.yaml")
+
+
+def test_emit_mmdet_nests_class_balance_inside_repeat(tmp_path):
+    from odvgkit.curate.mix import Manifest, MixSource, emit_mmdet
+
+    src = MixSource("a", tmp_path / "a.jsonl", "od", tmp_path / "lm.json", None, 10, repeat=3.0,
+                    class_balanced_threshold=0.01, samples_per_epoch=30)
+    vg = MixSource("g", tmp_path / "g.jsonl", "vg", None, tmp_path / "img", 10, samples=10, samples_per_epoch=10)
+    env: dict = {"train_pipeline": []}
+    exec(emit_mmdet(Manifest((src, vg), 0, 40)), env)
+    a = env["a_dataset"]
+    # mmengine's ClassBalancedDataset calls dataset.get_cat_ids, which RepeatDataset lacks: it goes inside
+    assert (a["type"], a["times"], a["dataset"]["type"], a["dataset"]["oversample_thr"]) == ("RepeatDataset", 3, "ClassBalancedDataset", 0.01)
+    assert a["dataset"]["dataset"]["type"] == "ODVGDataset"
+    g = env["g_dataset"]
+    assert g["type"] == "ODVGDataset" and "label_map_file" not in g and "indices" not in g

@@ -43,7 +43,7 @@ def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def demo(tmp_path_factory: pytest.TempPathFactory):
     from odvgkit_train.demo import make_demo_dataset
 
     return make_demo_dataset(tmp_path_factory.mktemp("demo"), n_images=16, size=96, seed=0)
@@ -58,7 +58,7 @@ class Trained:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory, bert_dir: Path, demo) -> Trained:  # noqa: ANN001
+def trained(tmp_path_factory: pytest.TempPathFactory, bert_dir: Path, demo) -> Trained:
     """One real 30-iteration CLI pretraining run of the tiny model on OD + VG data."""
     import json
 

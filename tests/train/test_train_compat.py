@@ -195,10 +195,11 @@ def _expected(rec: dict[str, Any]) -> list[tuple[list[float], int]]:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_converter_output_loads_in_mmdet_odvgdataset(case: str, tmp_path: Path, bert_dir: Path) -> None:
-    import odvgkit_train.mmdet_plugin  # noqa: F401
     from mmcv.transforms import Compose
     from mmdet.datasets import ODVGDataset
     from mmdet.utils import register_all_modules
+
+    import odvgkit_train.mmdet_plugin  # noqa: F401
 
     register_all_modules(init_default_scope=True)
     ann, label_map = CASES[case](tmp_path)

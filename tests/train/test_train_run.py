@@ -20,7 +20,7 @@ def _losses(work_dir: Path) -> list[float]:
     return read_losses(logs[-1])
 
 
-def test_loss_decreases_over_30_iterations(trained) -> None:  # noqa: ANN001
+def test_loss_decreases_over_30_iterations(trained) -> None:
     losses = _losses(trained.work_dir)
     assert len(losses) == 30
     first, last = sum(losses[:5]) / 5, sum(losses[-10:]) / 10
@@ -29,7 +29,7 @@ def test_loss_decreases_over_30_iterations(trained) -> None:  # noqa: ANN001
     assert trained.summary["sources"] == 2 and trained.summary["images"] == 32
 
 
-def test_written_config_is_plain_mmengine(trained, demo) -> None:  # noqa: ANN001
+def test_written_config_is_plain_mmengine(trained, demo) -> None:
     from mmengine.config import Config
 
     text = (trained.work_dir / "config.py").read_text()
@@ -46,7 +46,7 @@ def test_written_config_is_plain_mmengine(trained, demo) -> None:  # noqa: ANN00
     assert cfg.model.encoder.num_cp == 0
 
 
-def test_checkpoint_loads_back_strictly(trained) -> None:  # noqa: ANN001
+def test_checkpoint_loads_back_strictly(trained) -> None:
     import torch
 
     from odvgkit_train.api import load_model
@@ -62,7 +62,7 @@ def test_checkpoint_loads_back_strictly(trained) -> None:  # noqa: ANN001
     assert all(torch.equal(loaded[k], state[k]) for k in state)
 
 
-def test_infer_cli_returns_scored_odvg(trained, demo, tmp_path: Path) -> None:  # noqa: ANN001
+def test_infer_cli_returns_scored_odvg(trained, demo, tmp_path: Path) -> None:
     out = tmp_path / "preds.jsonl"
     images = sorted(demo.image_root.glob("*.jpg"))[:3]
     proc = run_cli("infer", *map(str, images), "--checkpoint", str(trained.checkpoint), "--texts", "red box . blue box . green box",
@@ -83,7 +83,7 @@ def test_infer_cli_returns_scored_odvg(trained, demo, tmp_path: Path) -> None:  
             assert 0 <= x1 <= x2 <= rec["width"] + 0.5 and 0 <= y1 <= y2 <= rec["height"] + 0.5
 
 
-def test_infer_caption_with_tokens_positive_and_rec(trained, demo) -> None:  # noqa: ANN001
+def test_infer_caption_with_tokens_positive_and_rec(trained, demo) -> None:
     from odvgkit_train.api import infer, load_model
 
     model = load_model(trained.checkpoint)
@@ -98,7 +98,7 @@ def test_infer_caption_with_tokens_positive_and_rec(trained, demo) -> None:  # n
     assert {r["phrase"] for r in rec2["grounding"]["regions"]} == {"the red box"}
 
 
-def test_infer_is_deterministic_and_thresholded(trained, demo) -> None:  # noqa: ANN001
+def test_infer_is_deterministic_and_thresholded(trained, demo) -> None:
     from odvgkit_train.api import infer, load_model
 
     model = load_model(trained.checkpoint)
@@ -114,7 +114,7 @@ def test_infer_is_deterministic_and_thresholded(trained, demo) -> None:  # noqa:
     assert [i["score"] for i in c[0]["detection"]["instances"]] == [s for s in scores if s >= thr]
 
 
-def test_finetune_from_checkpoint_all_modes(trained, demo, bert_dir, tmp_path: Path) -> None:  # noqa: ANN001
+def test_finetune_from_checkpoint_all_modes(trained, demo, bert_dir, tmp_path: Path) -> None:
     for mode, extra in (("closed-set", []), ("ovd", ["--base-classes", "red box,blue box"]), ("open-set", [])):
         work = tmp_path / mode
         proc = run_cli("train", "finetune", str(demo.od_file), str(demo.vg_file), "--label-map", str(demo.label_map),
@@ -131,4 +131,38 @@ def test_finetune_from_checkpoint_all_modes(trained, demo, bert_dir, tmp_path: P
         else:
             assert "ClosedSetPrompt" in text and "RandomSamplingNegPos" not in text
         if mode == "ovd":
-            assert "KeepLabels" in text and "labels=[\n" in text or "labels=[0, 1]" in text.replace("\n", "").replace(" ", "").replace("labels=[0,1,]", "labels=[0, 1]")
+            from mmengine.config import Config
+
+            steps = Config.fromfile(str(work / "config.py")).train_dataloader.dataset.datasets[0].pipeline
+            assert [s.labels for s in steps if s.type == "KeepLabels"] == [[0, 1]]
+
+
+@pytest.mark.parametrize("metric", ["coco", "refexp", "flickr30k"])
+def test_eval_cli_metrics_match_its_predictions(metric: str, trained, demo, tmp_path: Path) -> None:
+    from odvgkit_train import metrics as M
+
+    preds_path = tmp_path / "preds.jsonl"
+    if metric == "coco":
+        data = [f"{demo.od_file},images={demo.image_root},label_map={demo.label_map}"]
+    else:
+        data = [f"{demo.vg_file},images={demo.image_root}"]
+    proc = run_cli("eval", *data, "--checkpoint", str(trained.checkpoint), "--metric", metric, "-o", str(preds_path), "--json")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    preds = [json.loads(line) for line in preds_path.read_text().splitlines()]
+    gt_file = demo.od_file if metric == "coco" else demo.vg_file
+    gts = [json.loads(line) for line in gt_file.read_text().splitlines()]
+    assert result["images"] == len(gts) == len(preds)
+    assert [p["filename"] for p in preds] == [g["filename"] for g in gts]
+    if metric == "coco":
+        expected = M.coco_map(gts, preds, json.loads(demo.label_map.read_text()))
+        assert all(0.0 <= result[k] <= 1.0 for k in M.COCO_NAMES)
+        assert all(i["label"] in (0, 1, 2) for p in preds for i in p["detection"]["instances"])
+    elif metric == "refexp":
+        expected = M.refexp_precision(gts, preds)
+        assert result["P@1"] <= result["P@5"] <= result["P@10"]
+    else:
+        expected = M.flickr_recall(gts, preds)
+        gt_spans = [sorted(map(repr, (r["tokens_positive"] for r in g["grounding"]["regions"]))) for g in gts]
+        assert all({repr(r["tokens_positive"]) for r in p["grounding"]["regions"]} <= set(s) for p, s in zip(preds, gt_spans, strict=True))
+    for key, value in expected.items():
+        assert result[key] == pytest.approx(value), key
