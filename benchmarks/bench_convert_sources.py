@@ -165,13 +165,14 @@ def upstream_lvis(inp: str, out: str) -> None:
 
     with contextlib.redirect_stdout(io.StringIO()):
         lvis = COCO(inp)  # stands in for lvis.LVIS(path): json.load + index dicts
-    cats = json.load(open(inp))["categories"]  # upstream loads the file a second time for the label map
+    with open(inp) as fh:  # upstream loads the file a second time for the label map
+        cats = json.load(fh)["categories"]
     label_map = {str(c["id"] - 1): c["name"] for c in cats}
     with open(os.path.join(os.path.dirname(out), "lvis_v1_label_map.json"), "w") as f:
         json.dump(label_map, f)
     id2name = {c["id"]: c["name"] for c in cats}
     metas = []
-    sink = open(os.devnull, "w")
+    sink = open(os.devnull, "w")  # noqa: SIM115 - upstream prints every dropped box
     for img_id in list(lvis.imgs.keys()):
         img_info = lvis.loadImgs([img_id])[0]
         file_name = img_info["coco_url"].replace("http://images.cocodataset.org/", "")
@@ -253,7 +254,7 @@ def upstream_goldg(inp: str, out: str) -> None:
                 old = regions[key]["bbox"]
                 regions[key]["bbox"] = [*old, bbox_xyxy] if isinstance(old[0], list) else [old, bbox_xyxy]
         region_list = []
-        for key, value in regions.items():
+        for value in regions.values():
             phrase = value["phrase"]
             region_list.append({"bbox": value["bbox"], "phrase": phrase[0] if len(phrase) == 1 else phrase,
                                 "tokens_positive": value["tokens_positive"]})
@@ -302,7 +303,8 @@ def upstream_openimages(root: str, out: str) -> None:
                 continue
             if name != last_name:
                 if last_name is not None and instances:
-                    metas.append({"filename": last_name, "height": _h, "width": _w, "detection": {"instances": instances}})
+                    metas.append({"filename": last_name, "height": _h, "width": _w,  # noqa: F821 - as upstream
+                                  "detection": {"instances": instances}})
                 img = decode(os.path.join(root, "train", name))
                 _h, _w = img.shape[:2]
                 instances = []
@@ -371,25 +373,36 @@ def run_child(name: str, inp: Path, out: Path) -> tuple[float, float]:
     return wall, usage.ru_maxrss / (1 << 20)
 
 
-def compare(kind: str, up: Path, ours: Path) -> str:
-    """Sanity check that both sides produced the same records (ignoring odvgkit's extra fields)."""
-    a = [json.loads(line) for line in up.open()]
-    b = [json.loads(line) for line in ours.open()]
+def _normalise(kind: str, a: dict, b: dict) -> None:
+    """Drop what odvgkit adds on purpose (federated fields, OpenImages flags, repeated-phrase spans)."""
     if kind == "lvis":
-        for r in b:
-            r.pop("neg_category_ids", None)
-            r.pop("not_exhaustive_category_ids", None)
+        b.pop("neg_category_ids", None)
+        b.pop("not_exhaustive_category_ids", None)
     if kind == "openimages":
-        for r in b:
-            for i in r["detection"]["instances"]:
-                for k in ("is_group_of", "is_occluded", "is_truncated", "is_depiction", "is_inside"):
-                    i.pop(k, None)
-    if kind == "goldg":  # odvgkit keeps the spans of repeated phrases; compare boxes and phrases
-        for r in a + b:
+        for i in b["detection"]["instances"]:
+            for k in ("is_group_of", "is_occluded", "is_truncated", "is_depiction", "is_inside"):
+                i.pop(k, None)
+    if kind == "goldg":
+        for r in (a, b):
             for reg in r["grounding"]["regions"]:
                 reg.pop("tokens_positive")
-    same = a == b
-    return f"{len(a)} vs {len(b)} records, {'identical' if same else 'DIFFERENT'}"
+
+
+def compare(kind: str, up: Path, ours: Path) -> str:
+    """Both sides wrote the same records? Streamed line by line so this (parent) process stays small:
+    a child's ``ru_maxrss`` starts from the parent's size at fork."""
+    n_a = n_b = diff = 0
+    with up.open() as fa, ours.open() as fb:
+        for la, lb in zip(fa, fb, strict=False):
+            a, b = json.loads(la), json.loads(lb)
+            _normalise(kind, a, b)
+            diff += a != b
+            n_a += 1
+            n_b += 1
+        n_a += sum(1 for _ in fa)
+        n_b += sum(1 for _ in fb)
+    same = diff == 0 and n_a == n_b
+    return f"{n_a} vs {n_b} records, {'identical' if same else f'DIFFERENT ({diff})'}"
 
 
 def _gen(kind: str, out: Path, a: int, b: int) -> None:
@@ -438,7 +451,8 @@ def main() -> None:
             inp = wd / f"openimages_{args.oi_images}"
             if not (inp / "annotations" / "oidv6-train-annotations-bbox.csv").exists():
                 _gen("openimages", inp, args.oi_images, 0)
-            n_rows = sum(1 for _ in open(inp / "annotations" / "oidv6-train-annotations-bbox.csv")) - 1
+            with open(inp / "annotations" / "oidv6-train-annotations-bbox.csv") as fh:
+                n_rows = sum(1 for _ in fh) - 1
             what = f"{args.oi_images:,} images (1024 px JPEGs), {n_rows:,} rows"
         up_t, up_m = run_child(f"upstream-{kind}", inp, wd / "up" / f"{kind}.jsonl")
         our_t, our_m = run_child(f"ours-{kind}", inp, wd / "ours" / f"{kind}.jsonl")

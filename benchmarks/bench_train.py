@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,16 +30,19 @@ HERE = Path(__file__).resolve().parent
 
 
 def _child(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-    """Run a subprocess; wall seconds and its peak RSS (MiB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run a subprocess; wall seconds and its own peak RSS (MiB, measured by a fresh parent)."""
+    wrapper = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]);"
+               "sys.stderr.write(f'\\nPEAK_RSS_KIB {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n');"
+               "sys.exit(r.returncode)")
     t = time.perf_counter()
-    proc = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    proc = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
     wall = time.perf_counter() - t
     if proc.returncode:
         sys.stderr.write(proc.stderr[-3000:])
         raise SystemExit(f"failed: {' '.join(args)}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024, proc
+    peak = int(proc.stderr.rsplit("PEAK_RSS_KIB", 1)[1].split()[0])
+    return wall, peak / 1024, proc
 
 
 def _iter_times(work_dir: Path) -> list[float]:
@@ -77,7 +79,7 @@ def bench_iterations(work: Path, iters: int) -> dict[str, float]:
 
 
 LOADER = r'''
-import json, sys, time, resource
+import json, sys, time
 import odvgkit_train.mmdet_plugin
 from mmdet.utils import register_all_modules
 register_all_modules(init_default_scope=True)
@@ -98,8 +100,7 @@ t = time.perf_counter()
 for i in range(min(n, len(ds))):
     ds[i]
 dt = time.perf_counter() - t
-print(json.dumps({"init_s": init, "samples_per_s": min(n, len(ds)) / dt, "records": len(ds),
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"init_s": init, "samples_per_s": min(n, len(ds)) / dt, "records": len(ds)}))
 '''
 
 
@@ -124,9 +125,10 @@ def bench_loading(work: Path, records: int, samples: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for kind, ann, extra in (("odvg", work / "load" / "big_od.jsonl", str(data.label_map)),
                              ("coco", work / "load" / "big_coco.json", classes)):
-        _, _, proc = _child([sys.executable, "-c", LOADER, kind, str(ann), extra, str(data.image_root), str(samples)])
+        _, rss, proc = _child([sys.executable, "-c", LOADER, kind, str(ann), extra, str(data.image_root), str(samples)])
         for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items():
             out[f"{kind}_{k}"] = v
+        out[f"{kind}_peak_rss_mib"] = rss
     out["ratio_odvg_over_coco_samples_per_s"] = out["odvg_samples_per_s"] / out["coco_samples_per_s"]
     out["ratio_odvg_over_coco_init"] = out["odvg_init_s"] / out["coco_init_s"]
     return out

@@ -18,6 +18,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 STANDIN_FLAG = "__odvgkit_standin__"
@@ -52,14 +53,14 @@ class _StandIn(types.ModuleType):
 
 
 def has_compiled_ops() -> bool:
-    """True when a real ``mmcv._ext`` (full mmcv) is importable."""
+    """True when a real ``mmcv._ext`` (full mmcv) exists; looks at files, never imports mmcv."""
     mod = sys.modules.get("mmcv._ext")
     if mod is not None:
         return not getattr(mod, STANDIN_FLAG, False)
-    try:
-        return importlib.util.find_spec("mmcv._ext") is not None
-    except (ImportError, ValueError):
+    spec = importlib.util.find_spec("mmcv")
+    if spec is None or not spec.submodule_search_locations:
         return False
+    return any(any(Path(d).glob("_ext.*")) or (Path(d) / "_ext").is_dir() for d in spec.submodule_search_locations)
 
 
 def install() -> bool:

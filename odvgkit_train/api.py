@@ -67,10 +67,25 @@ def build_config(
     opts.work_dir = Path(opts.work_dir).resolve()
     if opts.load_from and not Path(opts.load_from).is_file():
         raise OdvgError(f"--load-from {opts.load_from}: checkpoint not found")
+    sources = [_plain_jsonl(s, opts.work_dir / "data") for s in sources]
     cfg = _build_config(sources, opts)
     if write:
         write_config(cfg, opts.work_dir / "config.py")
     return cfg
+
+
+def _plain_jsonl(source: Source, out_dir: Path) -> Source:
+    """mmdet's ODVGDataset reads plain JSON Lines only: gzip/Parquet sources get a copy in the work dir."""
+    import dataclasses
+
+    from odvgkit.io import read_records, write_records
+
+    name = source.ann_file.name.lower()
+    if name.endswith((".jsonl", ".json")):
+        return source
+    target = out_dir / f"{source.name}.jsonl"
+    write_records(target, (rec for _, rec in read_records(source.ann_file)), inputs=[source.ann_file])
+    return dataclasses.replace(source, ann_file=target)
 
 
 @dataclass
@@ -136,7 +151,7 @@ def check_load_from(cfg: dict[str, Any]) -> None:
 
     from odvgkit_train import checkpoint as ck
 
-    register_all_modules(init_default_scope=False)
+    register_all_modules(init_default_scope=True)
     model = MODELS.build(copy.deepcopy(cfg["model"]))
     diff = ck.compare_keys(model.state_dict(), ck.read_state_dict(cfg["load_from"]))
     if any(diff.values()):

@@ -18,7 +18,18 @@ from odvgkit.errors import OdvgError
 from odvgkit.io import read_label_map, read_records
 from odvgkit.records import kind_of
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".mix.json")
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+
+
+def is_manifest(path: Path) -> bool:
+    """A mixture manifest: YAML, or JSON whose first 4 KiB name the ``odvgkit_mixture`` key."""
+    name = path.name.lower()
+    if name.endswith(MANIFEST_SUFFIXES):
+        return True
+    if name.endswith(".json") and path.is_file():
+        with path.open("rb") as fh:
+            return b'"odvgkit_mixture"' in fh.read(4096)
+    return False
 SPEC_KEYS = ("images", "label_map", "repeat", "samples", "cbt", "name")
 
 
@@ -151,7 +162,7 @@ def collect(specs: list[str], image_root: Path | None = None, label_map: Path | 
     sources: list[Source] = []
     for spec in specs:
         path, opts = parse_spec(spec)
-        if path.name.endswith(MANIFEST_SUFFIXES):
+        if is_manifest(path):
             sources.extend(from_manifest(path))
             continue
         sources.append(

@@ -8,7 +8,6 @@ facts that broke real setups: mmcv full vs lite, numpy ≥ 2, transformers < 5, 
 from __future__ import annotations
 
 import importlib.metadata as md
-import importlib.util
 from typing import Any
 
 PACKAGES = ("torch", "mmcv", "mmcv-lite", "mmengine", "mmdet", "transformers", "numpy", "pycocotools",
@@ -39,12 +38,9 @@ def diagnose() -> dict[str, Any]:
                       "fix": "pip uninstall -y mmcv mmcv-lite && reinstall one of them"})
     flavour = "full" if versions["mmcv"] else ("lite" if versions["mmcv-lite"] else None)
     info["mmcv_flavour"] = flavour
-    compiled = False
-    if flavour is not None:
-        try:
-            compiled = importlib.util.find_spec("mmcv._ext") is not None
-        except (ImportError, ValueError):
-            compiled = False
+    from odvgkit_train._ext_shim import has_compiled_ops
+
+    compiled = flavour is not None and has_compiled_ops()
     info["compiled_ops"] = compiled
     for dist, fix in (("torch", "pip install 'odvgkit[train]' (torch==2.13.0)"), ("mmengine", "pip install mmengine==0.10.7"),
                       ("mmdet", "pip install mmdet==3.3.0"), ("transformers", "pip install 'transformers>=4.40,<5'")):

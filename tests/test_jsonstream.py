@@ -85,3 +85,45 @@ def test_syntax_errors(tmp_path: Path, content: str, message: str) -> None:
     with pytest.raises(OdvgError) as info:
         list(stream_members(path, {"images": Elem}, block_size=7))
     assert message in str(info.value) and str(path) in str(info.value)
+
+
+def _columns(items: list[Any]) -> list[Any]:
+    """A picklable transform for the parallel reader: keep what the test compares."""
+    return [None if e is None else (e.id, e.name) for e in items]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    images=st.lists(element, max_size=40),
+    other=st.lists(element, max_size=5),
+    indent=st.sampled_from([None, 1]),
+    block=st.integers(1, 400),
+    tail=st.booleans(),
+)
+def test_parallel_reader_matches_sequential(tmp_path: Path, images, other, indent, block, tail) -> None:
+    """Speculative cuts inside strings / past the array end must fall back and give the same batches."""
+    from odvgkit.io.jsonstream import Parallel
+
+    doc = {"images": images, "after": other} if tail else {"before": other, "images": images}
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps(doc, indent=indent))
+    par = Parallel(frozenset({"images"}), _columns, workers=2, min_bytes=0)
+    got: list[Any] = []
+    for key, first, result in stream_members(path, {"images": Elem}, block_size=block, parallel=par):
+        assert key == "images" and first == len(got)
+        got.extend(result)
+    assert got == [(e["id"], e["name"]) for e in images]
+
+
+def test_parallel_reader_reports_bad_elements_with_absolute_index(tmp_path: Path) -> None:
+    from odvgkit.io.jsonstream import Parallel
+
+    images = [{"id": i, "name": f"n{i}"} for i in range(300)]
+    images[250]["id"] = "x"
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"images": images, "z": 1}))
+    problems = ProblemLog()
+    par = Parallel(frozenset({"images"}), _columns, workers=2, min_bytes=0)
+    got = [r for _, _, res in stream_members(path, {"images": Elem}, problems=problems, block_size=512, keep_invalid=True, parallel=par) for r in res]
+    assert len(got) == 300 and got[250] is None and got[251] == (251, "n251")
+    assert [p.format() for p in problems.examples["bad-element"]] == [f"{path}: images[250]: id: expected int, got str"]

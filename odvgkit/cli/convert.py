@@ -58,9 +58,10 @@ def coco2odvg(
     out = output or default_output(input, "_od.json")
     lm_path = label_map or out.parent / f"{DATASETS[dataset]}_label_map.json"
     size = input.stat().st_size if input.is_file() else None
-    with rep.progress(f"coco2odvg {input.name}", total=size, unit="bytes") as advance:
+    with rep.progress(f"read {input.name}", total=size, unit="bytes") as advance:
         conv = coco_to_odvg(input, dataset=dataset, problems=problems, on_bytes=advance)
-        write_conversion(conv, out, inputs=[input], label_map_path=lm_path)
+    with rep.progress(f"write {out.name}", total=conv.total, unit="records") as advance:
+        write_conversion(conv, out, inputs=[input], label_map_path=lm_path, on_records=advance)
     summarise(rep, "coco2odvg", conv, {"output": str(out), "label_map": str(lm_path)}, problems)
     if problems.n_errors:
         raise typer.Exit(1)
@@ -228,7 +229,8 @@ def openimages2odvg(
             ann_dir, images_root, bbox_csv=bbox_csv, classes_csv=classes_csv, drop_group_of=drop_group_of,
             exif=not no_exif, workers=workers, problems=problems, on_rows=advance,
         )
-        inputs = [p for p in (bbox_csv, classes_csv) if p] or [ann_dir / "oidv6-train-annotations-bbox.csv"]
+        inputs = [bbox_csv or ann_dir / "oidv6-train-annotations-bbox.csv",
+                  classes_csv or ann_dir / "class-descriptions-boxable.csv"]
         write_conversion(conv, out, inputs=inputs, label_map_path=lm_path)
     _finish(rep, "openimages2odvg", conv, {"output": str(out), "label_map": str(lm_path)}, problems)
 

@@ -296,6 +296,9 @@ def eval_cmd(
     text_encoder: TextEncoder = None,
     chunked_size: Annotated[int, typer.Option("--chunked-size", help="Classes per prompt chunk for large vocabularies.")] = -1,
     predictions: Annotated[Path | None, typer.Option("--predictions", "-o", help="Also write the predictions (ODVG with scores).")] = None,
+    flickr_merged: Annotated[
+        bool, typer.Option("--flickr-merged", help="flickr30k: one union box per phrase (MDETR merged mode).")
+    ] = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -324,7 +327,8 @@ def eval_cmd(
         items.append({"path": path, "images": opts.get("images") or image_root, "label_map": opts.get("label_map") or label_map})
     with rep.progress(f"eval {metric}", unit="images") as advance:
         result = api.evaluate(items, checkpoint, metric, protocol=protocol, model=model, text_encoder=text_encoder,
-                              chunked_size=chunked_size, predictions_out=predictions, on_image=advance, warn=rep.warn)
+                              chunked_size=chunked_size, predictions_out=predictions, merge_boxes=flickr_merged,
+                              on_image=advance, warn=rep.warn)
     rep.summary(f"eval {metric}", {k: v for k, v in result.items() if not isinstance(v, (list, dict))},
                 tables={k: v for k, v in result.items() if isinstance(v, list)})
 

@@ -11,7 +11,7 @@ and closing summary.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ class Conversion:
     # Optional fast path for JSON Lines outputs: the same records already serialised, as
     # ``(bytes, number of records)`` chunks. Used instead of ``records`` when the output is JSONL.
     jsonl_chunks: Iterable[tuple[bytes, int]] | None = None
+    total: int | None = None  # number of records, when known before they flow (progress bars)
 
 
 def default_output(input_path: str | Path, suffix: str) -> Path:
@@ -54,6 +55,7 @@ def write_conversion(
     inputs: Iterable[str | Path],
     label_map_path: str | Path | None = None,
     extra_outputs: dict[str | Path, str] | None = None,
+    on_records: Callable[[int], None] | None = None,
 ) -> int:
     """Write records (and label map, and any ``extra_outputs`` texts) atomically, all or none.
 
@@ -73,9 +75,13 @@ def write_conversion(
             if conversion.jsonl_chunks is not None and isinstance(writer, JsonlWriter):
                 for chunk, count in conversion.jsonl_chunks:
                     writer.write_raw(chunk, count)
+                    if on_records is not None:
+                        on_records(count)
             else:
-                for rec in conversion.records:
+                for n, rec in enumerate(conversion.records, 1):
                     writer.write(rec)
+                    if on_records is not None and n % 1024 == 0:
+                        on_records(1024)
     conversion.stats["records_written"] = writer.count
     return writer.count
 
@@ -88,5 +94,6 @@ def summarise(
     problems: ProblemLog,
 ) -> None:
     rows: dict[str, Any] = dict(outputs)
-    rows.update(sorted(conversion.stats.items()))
+    # "reason:detail" counters that stayed at zero are noise in a summary (they stay in --json)
+    rows.update(sorted((k, v) for k, v in conversion.stats.items() if v or ":" not in k or reporter.json_mode))
     reporter.summary(title, rows, problems)

@@ -15,6 +15,7 @@ written a block of images at a time.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ import orjson
 
 from odvgkit.convert.base import Conversion
 from odvgkit.errors import OdvgError, ProblemLog
-from odvgkit.io.jsonstream import stream_members
+from odvgkit.io.jsonstream import Parallel, stream_members
 
 # -d value → label-map file stem (upstream names)
 DATASETS: dict[str, str] = {
@@ -45,6 +46,8 @@ SKIPPED_IMAGE_IDS: dict[str, frozenset[int]] = {
 }
 _BLOCK_IMAGES = 20_000
 BLOCK_SIZE = 16 << 20  # bytes of input decoded per batch
+WORKERS = min(2, os.cpu_count() or 1)  # decode annotation batches on both cores of a 2-core machine
+PARALLEL_MIN_BYTES = 64 << 20
 
 _F_CROWD, _F_IGNORE, _F_NO_AREA = 1, 2, 4
 
@@ -70,37 +73,45 @@ class CocoAnnotation(msgspec.Struct, gc=False):
     ignore: int | bool = 0
 
 
+def annotation_columns(items: list[CocoAnnotation | None]) -> tuple[np.ndarray, ...]:
+    """One batch of annotations as NumPy columns ``(image_id, category_id, bbox, flags, valid)``.
+
+    Runs in a worker process when the input is big (see :class:`~odvgkit.io.jsonstream.Parallel`),
+    so it is a module-level function of its data only.
+    """
+    if None in items:
+        valid = np.fromiter((a is not None for a in items), dtype=bool, count=len(items))
+        good = [a if a is not None else _PLACEHOLDER for a in items]
+    else:
+        valid, good = np.ones(len(items), dtype=bool), items
+    n = len(good)
+    image_id = np.fromiter(map(attrgetter("image_id"), good), dtype=np.int64, count=n)
+    category_id = np.fromiter(map(attrgetter("category_id"), good), dtype=np.int64, count=n)
+    bbox = np.fromiter(chain.from_iterable(map(attrgetter("bbox"), good)), dtype=np.float64, count=4 * n).reshape(n, 4)
+    crowd = np.fromiter(map(attrgetter("iscrowd"), good), dtype=np.int64, count=n) != 0
+    ignore = np.fromiter(map(attrgetter("ignore"), good), dtype=np.int64, count=n) != 0
+    no_area = np.fromiter(map(attrgetter("area"), good), dtype=np.float64, count=n) <= 0
+    flags = (crowd * _F_CROWD | ignore * _F_IGNORE | no_area * _F_NO_AREA).astype(np.uint8)
+    return image_id, category_id, bbox, flags, valid
+
+
+_COLUMNS = ("image_id", "category_id", "bbox", "flags", "valid")
+
+
 @dataclass
 class _Columns:
-    """Annotations as NumPy columns, filled batch by batch while streaming."""
+    """Annotation columns, appended batch by batch while streaming."""
 
-    image_id: list[np.ndarray] = field(default_factory=list)
-    category_id: list[np.ndarray] = field(default_factory=list)
-    bbox: list[np.ndarray] = field(default_factory=list)
-    flags: list[np.ndarray] = field(default_factory=list)
-    valid: list[np.ndarray] = field(default_factory=list)  # False where the element failed its type
+    parts: dict[str, list[np.ndarray]] = field(default_factory=lambda: {c: [] for c in _COLUMNS})
 
-    def add(self, items: list[CocoAnnotation | None]) -> None:
-        if None in items:
-            ok = np.fromiter((a is not None for a in items), dtype=bool, count=len(items))
-            good = [a if a is not None else _PLACEHOLDER for a in items]
-        else:
-            ok, good = np.ones(len(items), dtype=bool), items
-        n = len(good)
-        self.image_id.append(np.fromiter(map(attrgetter("image_id"), good), dtype=np.int64, count=n))
-        self.category_id.append(np.fromiter(map(attrgetter("category_id"), good), dtype=np.int64, count=n))
-        boxes = np.fromiter(chain.from_iterable(map(attrgetter("bbox"), good)), dtype=np.float64, count=4 * n)
-        self.bbox.append(boxes.reshape(n, 4))
-        crowd = np.fromiter(map(attrgetter("iscrowd"), good), dtype=np.int64, count=n) != 0
-        ignore = np.fromiter(map(attrgetter("ignore"), good), dtype=np.int64, count=n) != 0
-        no_area = np.fromiter(map(attrgetter("area"), good), dtype=np.float64, count=n) <= 0
-        self.flags.append((crowd * _F_CROWD | ignore * _F_IGNORE | no_area * _F_NO_AREA).astype(np.uint8))
-        self.valid.append(ok)
+    def add(self, columns: tuple[np.ndarray, ...]) -> None:
+        for name, col in zip(_COLUMNS, columns, strict=True):
+            self.parts[name].append(col)
 
     def concat(self) -> tuple[np.ndarray, ...]:
         out = []
-        for name in ("image_id", "category_id", "bbox", "flags", "valid"):
-            parts = getattr(self, name)
+        for name in _COLUMNS:
+            parts = self.parts[name]
             out.append(np.concatenate(parts) if parts else _EMPTY[name])
             parts.clear()  # free batch arrays column by column to keep the peak low
         return tuple(out)
@@ -138,6 +149,7 @@ def coco_to_odvg(
         on_bytes=on_bytes,
         block_size=BLOCK_SIZE,
         keep_invalid=True,
+        parallel=Parallel(frozenset({"annotations"}), annotation_columns, workers=WORKERS, min_bytes=PARALLEL_MIN_BYTES),
     ):
         seen.add(key)
         if key == "images":
@@ -159,6 +171,7 @@ def coco_to_odvg(
         label_map=label_map,
         stats=stats,
         jsonl_chunks=_jsonl_chunks(plan, names, dataset, stats),
+        total=len(plan.images),
     )
 
 

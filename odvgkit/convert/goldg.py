@@ -28,9 +28,10 @@ import msgspec
 import numpy as np
 
 from odvgkit.convert._boxes import big_enough, overlaps_image
-from odvgkit.convert._stream import OnBytes, stream_members
+from odvgkit.convert._stream import OnBytes
 from odvgkit.convert.base import Conversion
 from odvgkit.errors import OdvgError, ProblemLog
+from odvgkit.io.jsonstream import stream_members
 
 
 class MdetrImage(msgspec.Struct, gc=False):

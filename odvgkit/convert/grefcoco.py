@@ -24,9 +24,9 @@ from typing import Any
 import msgspec
 
 from odvgkit.convert._boxes import big_enough, overlaps_image
-from odvgkit.convert._stream import stream_members
 from odvgkit.convert.base import Conversion
 from odvgkit.errors import OdvgError, ProblemLog
+from odvgkit.io.jsonstream import stream_members
 
 
 class Sentence(msgspec.Struct, gc=False):

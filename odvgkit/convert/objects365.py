@@ -24,17 +24,11 @@ from typing import Any
 
 import msgspec
 
-from odvgkit.convert._stream import JsonDocWriter, OnBytes, decode_raw, stream_members
+from odvgkit.convert._stream import JsonDocWriter, OnBytes, decode_raw
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.images import image_sizes
 from odvgkit.io import atomic_path, atomic_write, check_distinct
-
-
-class _AllRaw(dict):
-    """Every top-level member requested as raw bytes (so unknown members are copied too)."""
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return msgspec.Raw
+from odvgkit.io.jsonstream import stream_members
 
 
 def read_name_table(path: str | Path | None = None) -> dict[int, tuple[str, str]]:
@@ -70,7 +64,7 @@ def _copy_document(
     with atomic_path(output) as tmp, open(tmp, "wb") as fh:
         doc = JsonDocWriter(fh)
         current = None
-        for key, first, items in stream_members(path, _AllRaw(), problems=problems, on_bytes=on_bytes):
+        for key, first, items in stream_members(path, {}, problems=problems, on_bytes=on_bytes, default_type=msgspec.Raw):
             if first < 0:
                 doc.value(key, items[0])
                 continue

@@ -77,10 +77,11 @@ def _open_csv(path: Path, columns: list[str]):
     try:
         return pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=4 << 20),
+            read_options=pacsv.ReadOptions(block_size=1 << 20, use_threads=False),
             convert_options=pacsv.ConvertOptions(
                 include_columns=columns, column_types={c: t for c, t in types.items() if c in columns}
             ),
+            memory_pool=pa.system_memory_pool(),  # returns freed blocks; jemalloc keeps them (RSS)
         )
     except FileNotFoundError:
         raise OdvgError(f"{path}: no such file (the OpenImages box annotations)") from None

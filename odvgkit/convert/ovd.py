@@ -22,11 +22,12 @@ from typing import Any
 
 import msgspec
 
-from odvgkit.convert._stream import JsonDocWriter, OnBytes, decode_raw, stream_members
+from odvgkit.convert._stream import JsonDocWriter, OnBytes, decode_raw
 from odvgkit.convert.base import Conversion
 from odvgkit.convert.lvis import Category
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io import atomic_path, check_distinct, read_label_map, read_records
+from odvgkit.io.jsonstream import stream_members
 
 
 def coco_ovd_split() -> tuple[list[str], list[str]]:

@@ -16,8 +16,12 @@ the file and is reported with its line and column.
 
 from __future__ import annotations
 
+import multiprocessing
 import re
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -61,6 +65,12 @@ class _Buffer:
         else:
             self.data += chunk
         return True
+
+    def seek(self, offset: int) -> None:
+        """Re-read from a file offset (the speculative parallel reader backs up after a wrong cut)."""
+        self.fh.seek(offset)
+        self.data, self.pos, self.base, self.eof = b"", 0, offset, False
+        self.fill()
 
     def skip_ws(self) -> None:
         while True:
@@ -116,6 +126,76 @@ def _explain(exc: msgspec.DecodeError, data: bytes, at: int) -> str:
     return reason
 
 
+@dataclass(frozen=True)
+class Parallel:
+    """Decode the batches of some arrays in worker processes (both cores of a 2-core machine).
+
+    The main process still reads the file and finds the batch boundaries (a cheap syntax-only
+    decode); a worker re-reads that byte range from the page cache, decodes it into the typed
+    elements and applies ``transform`` (a picklable, module-level function) so that only its
+    compact result (e.g. NumPy columns) travels back. Results come back in file order. For those
+    keys ``stream_members`` yields ``transform(items)`` instead of ``items`` — also when it falls
+    back to decoding in-process (gzip input, small files).
+    """
+
+    keys: frozenset[str]
+    transform: Callable[[list[Any]], Any]
+    workers: int = 2
+    min_bytes: int = 64 << 20  # below this, forking workers costs more than it saves
+
+
+def _decode_items(
+    payload: bytes, key: str, index: int, etype: Any, keep_invalid: bool, raws: list[msgspec.Raw] | None = None
+) -> tuple[list[Any], list[tuple[str, str, str]]]:
+    """Decode ``[elements]``; elements of the wrong shape become ``(where, field, message)``."""
+    if raws is None:
+        try:
+            return msgspec.json.decode(payload, type=list[etype]), []
+        except msgspec.ValidationError:
+            raws = msgspec.json.decode(payload, type=list[msgspec.Raw])
+    decoder = msgspec.json.Decoder(etype)
+    items: list[Any] = []
+    bad: list[tuple[str, str, str]] = []
+    for i, raw in enumerate(raws):
+        try:
+            items.append(decoder.decode(raw))
+        except msgspec.ValidationError as exc:
+            field, _, text = _field_message(exc).partition(": ")
+            bad.append((f"{key}[{index + i}]", field, text))
+            if keep_invalid:
+                items.append(None)
+    return items, bad
+
+
+def _decode_range(
+    path: str, start: int, end: int, etype: Any, transform: Callable[[list[Any]], Any], keep_invalid: bool,
+) -> tuple[Any, int, list[tuple[int, str, str]]]:
+    """Worker side of :class:`Parallel`: read, decode and transform one batch.
+
+    Returns ``(transform(items), number of elements, [(relative index, field, message)])``; a
+    ``msgspec.DecodeError`` tells the main process that the speculative cut was wrong.
+    """
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        body = fh.read(end - start)
+    payload = b"[" + body + b"]"
+    try:
+        items = msgspec.json.decode(payload, type=list[etype])
+        return transform(items), len(items), []
+    except msgspec.ValidationError:
+        raws = msgspec.json.decode(payload, type=list[msgspec.Raw])
+    items, bad = _decode_items(payload, "", 0, etype, keep_invalid, raws)
+    rel = [(int(where[1:-1]), field, text) for where, field, text in bad]
+    return transform(items), len(raws), rel
+
+
+def _record(bad: list[tuple[str, str, str]], path: Path, problems: ProblemLog | None) -> None:
+    for where, field, text in bad:
+        if problems is None:
+            raise OdvgError(f"{path}: {where}: {field}: {text}")
+        problems.error("bad-element", path, where, field, text)
+
+
 def stream_members(
     path: str | Path,
     element_types: Mapping[str, Any],
@@ -123,7 +203,9 @@ def stream_members(
     on_bytes: Callable[[int], None] | None = None,
     block_size: int = 16 << 20,
     keep_invalid: bool = False,
-) -> Iterator[tuple[str, int, list[Any]]]:
+    parallel: Parallel | None = None,
+    default_type: Any = None,
+) -> Iterator[tuple[str, int, Any]]:
     """Yield ``(key, first_index, items)`` for the requested members of a top-level JSON object.
 
     ``element_types`` maps a member name to the msgspec type of *one element* of that array.
@@ -132,11 +214,20 @@ def stream_members(
     An element that does not fit its type is reported to ``problems`` as
     ``FILE: key[i]: field: message`` and skipped (without ``problems``, or under ``--strict``, it
     raises); with ``keep_invalid=True`` it stays in ``items`` as ``None`` so that
-    ``first_index + k`` is always the element's index in the file. Malformed JSON raises
+    ``first_index + k`` is always the element's index in the file. ``default_type`` is the
+    element type of every member not named in ``element_types`` (``msgspec.Raw`` copies a whole
+    document member by member, unknown members included). Malformed JSON raises
     :class:`OdvgError` with line and column.
     """
     p = Path(path)
     fh = open_binary(p)
+    pool = None
+    use_pool = (
+        parallel is not None
+        and parallel.workers > 1
+        and not p.name.endswith(".gz")
+        and p.stat().st_size >= parallel.min_bytes
+    )
     try:
         buf = _Buffer(fh, p, block_size, on_bytes)
         buf.fill()
@@ -156,20 +247,29 @@ def stream_members(
             first = False
             key = _read_key(buf)
             buf.expect(b":", f"after key {key!r}")
-            etype = element_types.get(key)
+            etype = element_types.get(key, default_type)
+            transform = parallel.transform if parallel is not None and key in parallel.keys else None
             if buf.peek() == ord("["):
-                decoders = (
-                    msgspec.json.Decoder(list[etype] if etype is not None else list[msgspec.Raw]),
-                    msgspec.json.Decoder(list[msgspec.Raw]),
-                    msgspec.json.Decoder(etype) if etype is not None else None,
-                )
+                if transform is not None and use_pool:
+                    if pool is None:
+                        pool = ProcessPoolExecutor(parallel.workers, mp_context=multiprocessing.get_context("fork"))
+                    batches = _stream_array_parallel(
+                        buf, key, etype, transform, keep_invalid, pool, parallel.workers, problems
+                    )
+                else:
+                    batches = _stream_array(buf, key, _decoders(etype), problems, keep_invalid)
                 empty = True
-                for start, items in _stream_array(buf, key, decoders, problems, keep_invalid):
+                for start, items in batches:
                     empty = False
-                    if etype is not None:
-                        yield key, start, items
+                    if etype is None:
+                        continue
+                    if isinstance(items, _Done):
+                        _record(items.bad, p, problems)
+                        yield key, start, items.result
+                    else:
+                        yield key, start, transform(items) if transform is not None else items
                 if empty and etype is not None:
-                    yield key, 0, []
+                    yield key, 0, transform([]) if transform is not None else []
             else:
                 raw = _read_value(buf, key)
                 if etype is not None:
@@ -182,6 +282,94 @@ def stream_members(
             raise buf.syntax_error(buf.base + buf.pos, "unexpected data after the top-level object")
     finally:
         fh.close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class _Done:
+    result: Any
+    bad: list[tuple[str, str, str]]
+
+
+def _decoders(etype: Any) -> tuple[msgspec.json.Decoder, msgspec.json.Decoder, msgspec.json.Decoder | None]:
+    return (
+        msgspec.json.Decoder(list[etype] if etype is not None else list[msgspec.Raw]),
+        msgspec.json.Decoder(list[msgspec.Raw]),
+        msgspec.json.Decoder(etype) if etype is not None else None,
+    )
+
+
+def _stream_array_parallel(
+    buf: _Buffer,
+    key: str,
+    etype: Any,
+    transform: Callable[[list[Any]], Any],
+    keep_invalid: bool,
+    pool: ProcessPoolExecutor,
+    workers: int,
+    problems: ProblemLog | None,
+) -> Iterator[tuple[int, _Done]]:
+    """Speculative batches decoded in ``pool``; results in file order.
+
+    The main process only cuts: at the last ``}``/``]`` followed by ``,`` in the window, without
+    parsing. A wrong cut (inside a string, or past the end of the array) makes the worker's decode
+    fail; then every later batch is dropped, the reader goes back to the failed batch and decodes
+    it in-process with the exact procedure of :func:`_decode_batch`, and speculation resumes.
+    """
+    buf.expect(b"[", f"at the start of {key!r}")
+    index = 0
+    pending: deque[tuple[int, int, Future[Any]]] = deque()
+
+    def resolve(limit: int) -> Iterator[tuple[int, _Done]]:
+        nonlocal index
+        while len(pending) > limit:
+            start, _, fut = pending.popleft()
+            try:
+                result, count, bad = fut.result()
+            except msgspec.DecodeError:
+                for _, _, later in pending:
+                    later.cancel()
+                pending.clear()
+                buf.seek(start)
+                yield from exact()
+                return
+            yield index, _Done(result, [(f"{key}[{index + i}]", f, t) for i, f, t in bad])
+            index += count
+
+    def exact() -> Iterator[tuple[int, _Done]]:
+        nonlocal index
+        items, consumed, count = _decode_batch(buf, key, index, _decoders(etype), problems, keep_invalid)
+        buf.pos += consumed
+        yield index, _Done(transform(items), [])
+        index += count
+
+    while True:
+        if buf.peek() == ord(",") and index + len(pending) > 0:
+            buf.pos += 1  # the comma after the last batch (speculative or exact)
+        if buf.peek() in (ord("]"), None):
+            yield from resolve(0)  # a fallback in resolve moves the reader back: go round again
+            if buf.peek() == ord(","):
+                continue
+            if buf.peek() == ord("]"):
+                buf.pos += 1
+                return
+            raise buf.syntax_error(buf.base + len(buf.data), f"{key}[{index}]: unexpected end of file (truncated?)")
+        if len(buf.data) - buf.pos < buf.block and not buf.eof:
+            buf.fill()
+        data, lo = buf.data, buf.pos
+        closer = b"}" if data[lo] == ord("{") else b"]" if data[lo] == ord("[") else None
+        cut = _last_element_end(data, lo, len(data), closer, before=b",") if closer else -1
+        if cut == -1:
+            here = buf.base + lo
+            yield from resolve(0)
+            if buf.base + buf.pos == here:  # nothing moved the reader: decode exactly here
+                yield from exact()
+            continue
+        start, end = buf.base + lo, buf.base + cut + 1
+        pending.append((start, end, pool.submit(_decode_range, str(buf.path), start, end, etype, transform, keep_invalid)))
+        buf.pos = cut + 1
+        yield from resolve(2 * workers)
 
 
 def _read_key(buf: _Buffer) -> str:
@@ -270,7 +458,10 @@ def _stream_array(
     decoders: tuple[msgspec.json.Decoder, msgspec.json.Decoder, msgspec.json.Decoder | None],
     problems: ProblemLog | None,
     keep_invalid: bool,
-) -> Iterator[tuple[int, list[Any]]]:
+    ranges: bool = False,
+) -> Iterator[tuple[int, Any]]:
+    """Yield ``(index of first element, items)`` batch by batch; with ``ranges`` the batch's file
+    byte range ``(start, end)`` instead of its items."""
     buf.expect(b"[", f"at the start of {key!r}")
     index = 0
     while True:
@@ -283,8 +474,11 @@ def _stream_array(
         if len(buf.data) - buf.pos < buf.block and not buf.eof:
             buf.fill()  # keep a full block ahead of pos (or the rest of the file)
         items, consumed, count = _decode_batch(buf, key, index, decoders, problems, keep_invalid)
+        if ranges:
+            yield index, (buf.base + buf.pos, buf.base + buf.pos + consumed)
+        else:
+            yield index, items
         buf.pos += consumed
-        yield index, items
         index += count
 
 
@@ -298,6 +492,7 @@ def _decode_batch(
 ) -> tuple[list[Any], int, int]:
     """Decode as many whole elements as the window holds: ``(items, bytes consumed, elements)``."""
     decoder, raw_decoder, item_decoder = decoders
+    item_decoder_type = item_decoder.type if item_decoder is not None else msgspec.Raw
     data = buf.data
     start = buf.pos
     opener = data[start]
@@ -318,7 +513,8 @@ def _decode_batch(
                 items = decoder.decode(payload)
             except msgspec.ValidationError:
                 raws = raw_decoder.decode(payload)  # syntax first: the cut may still be wrong
-                items = _decode_one_by_one(raws, buf.path, key, index, item_decoder, problems, keep_invalid)
+                items, bad = _decode_items(payload, key, index, item_decoder_type, keep_invalid, raws)
+                _record(bad, buf.path, problems)
                 return items, cut + 1 - start, len(raws)
         except msgspec.DecodeError as exc:
             at = _error_at(exc)
@@ -345,8 +541,8 @@ def _is_truncation(exc: msgspec.DecodeError) -> bool:
     return "truncated" in str(exc)
 
 
-def _last_element_end(data: bytes, lo: int, hi: int, closer: bytes | None) -> int:
-    """Last index in [lo, hi) of an element's closing char followed by ``,`` or ``]``."""
+def _last_element_end(data: bytes, lo: int, hi: int, closer: bytes | None, before: bytes = b",]") -> int:
+    """Last index in [lo, hi) of an element's closing char followed by ``,`` or ``]`` (``before``)."""
     if closer is None:  # scalar elements: cut before the last ',' or ']' (data[hi] may be the array's ']')
         pos = max(data.rfind(b",", lo, hi + 1), data.rfind(b"]", lo, hi + 1))
         return pos - 1 if pos > lo else -1
@@ -358,33 +554,6 @@ def _last_element_end(data: bytes, lo: int, hi: int, closer: bytes | None) -> in
         n = len(data)
         while j < n and data[j] in _WS:
             j += 1
-        if j < n and data[j] in b",]":
+        if j < n and data[j] in before:
             return pos
         hi = pos
-
-
-def _decode_one_by_one(
-    raws: list[msgspec.Raw],
-    path: Path,
-    key: str,
-    index: int,
-    item_decoder: msgspec.json.Decoder | None,
-    problems: ProblemLog | None,
-    keep_invalid: bool,
-) -> list[Any]:
-    """The batch holds at least one element of the wrong shape: keep the good ones, report the bad."""
-    assert item_decoder is not None
-    good: list[Any] = []
-    for i, raw in enumerate(raws):
-        try:
-            good.append(item_decoder.decode(raw))
-        except msgspec.ValidationError as exc:
-            if keep_invalid:
-                good.append(None)
-            message = _field_message(exc)
-            field, _, text = message.partition(": ")
-            where = f"{key}[{index + i}]"
-            if problems is None:
-                raise OdvgError(f"{path}: {where}: {message}") from None
-            problems.error("bad-element", path, where, field, text)
-    return good

@@ -103,3 +103,22 @@ def test_lvis_bad_references(tmp_path, dump):
     assert any("category id 9 is not in categories[]" in e for e in examples)
     with pytest.raises(OdvgError, match="categories: missing or empty"):
         lvis_to_odvg(dump(tmp_path / "nocat.json", {"images": [], "annotations": []}))
+
+
+def test_fast_jsonl_path_is_byte_identical_to_the_records(tmp_path, dump):
+    import random
+
+    import orjson
+
+    rng = random.Random(3)
+    images = [{"id": i, "coco_url": f"http://images.cocodataset.org/val2017/{i:012d}.jpg", "height": 480, "width": 640,
+               "neg_category_ids": rng.sample(range(1, 6), 2), "not_exhaustive_category_ids": []} for i in range(1, 40)]
+    anns = [{"image_id": rng.randrange(1, 40), "category_id": rng.randrange(1, 6),
+             "bbox": [rng.choice([0.1, 1e-05, 33.30001, rng.uniform(0, 600)]), rng.uniform(0, 400),
+                      rng.uniform(1, 300), rng.choice([1, 2.5, rng.uniform(1, 300)])], "area": 10.0}
+            for _ in range(300)]
+    cats = [{"id": c, "name": f"thing “{c}”"} for c in range(1, 6)]
+    path = dump(tmp_path / "lvis.json", {"images": images, "annotations": anns, "categories": cats})
+    slow = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in lvis_to_odvg(path).records)
+    fast = b"".join(chunk for chunk, _ in lvis_to_odvg(path).jsonl_chunks)
+    assert fast == slow and slow.count(b"\n") == 39

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+import odvgkit_train  # noqa: F401  (first: registers the mmcv._ext stand-in before anything imports mmcv.ops)
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -109,3 +109,20 @@ def test_odvgkit_imports_without_training_stack() -> None:
             "import odvgkit, odvgkit.cli, odvgkit_train\nprint('ok')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_load_from_with_mismatched_keys_stops_before_training(trained, demo, bert_dir, tmp_path: Path) -> None:
+    import torch
+
+    from odvgkit_train.checkpoint import read_checkpoint
+
+    state = dict(read_checkpoint(trained.checkpoint)["state_dict"])
+    state.pop("level_embed")
+    bad = tmp_path / "bad.pth"
+    torch.save({"state_dict": state}, bad)
+    work = tmp_path / "w"
+    proc = run_cli("train", "finetune", str(demo.od_file), "--label-map", str(demo.label_map), "--image-root",
+                   str(demo.image_root), "--model", "tiny", "--text-encoder", str(bert_dir), "--work-dir", str(work),
+                   "--max-iters", "2", "--num-workers", "0", "--load-from", str(bad), check=False)
+    _one_line_error(proc, "bad.pth", "1 missing: level_embed")
+    assert not list(work.glob("iter_*.pth"))

@@ -66,8 +66,14 @@ def test_infer_cli_returns_scored_odvg(trained, demo, tmp_path: Path) -> None:
     out = tmp_path / "preds.jsonl"
     images = sorted(demo.image_root.glob("*.jpg"))[:3]
     proc = run_cli("infer", *map(str, images), "--checkpoint", str(trained.checkpoint), "--texts", "red box . blue box . green box",
-                   "--score-thr", "0", "-o", str(out), "--json")
+                   "--score-thr", "0", "-o", str(out), "--render", str(tmp_path / "vis"), "--json")
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["rendered"] == 3
+    from PIL import Image
+
+    for img in images:
+        with Image.open(tmp_path / "vis" / f"{img.stem}.png") as drawn, Image.open(img) as orig:
+            assert drawn.size == orig.size
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 3 == summary["images"]
     for rec, img in zip(records, images, strict=True):
