@@ -28,6 +28,7 @@ import msgspec
 import numpy as np
 import orjson
 
+from odvgkit.convert._boxes import big_enough, overlaps_image, to_xyxy
 from odvgkit.convert.base import Conversion
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io.jsonstream import Parallel, stream_members
@@ -236,9 +237,8 @@ def _plan(
     img_idx, has_img = _lookup(img_ids, ann_img)
     known_bad = np.isin(ann_img, np.fromiter(skip, np.int64)) if skip else np.zeros(n, bool)
     labels_all, has_cat = _lookup(cat_ids, ann_cat)
-    x, y, w, h = bbox[:, 0], bbox[:, 1], bbox[:, 2], bbox[:, 3]
     finite = np.isfinite(bbox).all(axis=1)
-    negative = (w < 0) | (h < 0)
+    negative = (bbox[:, 2] < 0) | (bbox[:, 3] < 0)
 
     _report(problems, path, valid & ~has_img & ~known_bad, ann_img, "image-not-found", "image_id", "image id {} is not in images")
     _report(problems, path, valid & has_img & ~has_cat, ann_cat, "category-not-found", "category_id", "category id {} is not in categories")
@@ -247,14 +247,11 @@ def _plan(
     usable = valid & has_img & has_cat & finite & ~negative
     stats["annotations_skipped:known-corrupt-image"] = int((valid & known_bad).sum())
 
-    W, H = widths[img_idx], heights[img_idx]
-    inter_w = np.maximum(0.0, np.minimum(x + w, W) - np.maximum(x, 0.0))
-    inter_h = np.maximum(0.0, np.minimum(y + h, H) - np.maximum(y, 0.0))
     remaining = usable.copy()
     for reason, drop in (
         ("ignore", (flags & _F_IGNORE) != 0),
-        ("outside-image", inter_w * inter_h == 0),
-        ("too-small", ((flags & _F_NO_AREA) != 0) | (w < 1) | (h < 1)),
+        ("outside-image", ~overlaps_image(bbox, widths[img_idx], heights[img_idx])),
+        ("too-small", ~big_enough(bbox, np.where(flags & _F_NO_AREA, 0.0, 1.0))),
         ("crowd", (flags & _F_CROWD) != 0),
     ):
         hit = remaining & drop
@@ -264,9 +261,7 @@ def _plan(
     order = kept[np.argsort(img_idx[kept], kind="stable")]
     counts = np.bincount(img_idx[order], minlength=len(ordered)) if len(ordered) else np.zeros(0, np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)])
-    xyxy = bbox[order].copy()
-    xyxy[:, 2] += xyxy[:, 0]
-    xyxy[:, 3] += xyxy[:, 1]
+    xyxy = to_xyxy(bbox[order])
     labels = labels_all[order]
     stats["boxes"] = len(order)
     return _Plan(images=ordered, starts=starts, boxes=xyxy, labels=labels)

@@ -95,6 +95,7 @@ def parse_replay(spec: str) -> tuple[str, float]:
 
 def validate(opts: LoopOptions) -> None:
     """Fail on bad options before anything is written."""
+    init_mod.list_images(opts.images)  # empty or missing folder: fail before anything is written
     if opts.rounds < 1:
         raise OdvgError("--rounds must be ≥ 1", 2)
     given = [x for x in (opts.classes, opts.label_map, opts.captions) if x]
@@ -116,7 +117,7 @@ def _check_resume(opts: LoopOptions) -> None:
     import json
 
     path = opts.work_dir / "loop.json"
-    if path.is_file():
+    if path.is_file() and rounds.last_complete(opts.work_dir) is not None:
         old = json.loads(path.read_text(encoding="utf-8"))
         changed = [k for k in _FIXED if old.get(k) != opts.fixed()[k]]
         if changed:

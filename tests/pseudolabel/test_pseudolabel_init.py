@@ -86,3 +86,23 @@ def test_init_bad_input_one_line(tmp_path: Path, args: list[str], message: str) 
     assert proc.returncode != 0
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_without_train_extra_label_hints_init_and_diff_work(images: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        code = ("import sys; sys.modules['torch'] = None; from odvgkit.cli import main; "
+                f"sys.argv = ['odvgkit', *{list(args)!r}]; main()")
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+    out = tmp_path / "r0.jsonl"
+    assert cli("pseudolabel", "init", "--images", str(images), "--classes", "cat", "-o", str(out)).returncode == 0
+    assert cli("pseudolabel", "diff", str(out), str(out), "--json").returncode == 0
+    for cmd in (["label", str(out), "--checkpoint", "c.pth", "-o", str(tmp_path / "x.jsonl")],
+                ["loop", "--rounds", "1", "--images", str(images), "--checkpoint", "c.pth", "--work-dir", str(tmp_path / "W"), "--classes", "cat"]):
+        proc = cli("pseudolabel", *cmd)
+        assert proc.returncode == 3
+        assert proc.stderr.strip() == "odvgkit: error: torch is not installed; install the 'train' extra: pip install 'odvgkit[train]'"
+    assert not (tmp_path / "W").exists()

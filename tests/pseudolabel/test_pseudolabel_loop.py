@@ -210,3 +210,18 @@ def test_vg_loop_with_review_stop_and_resume(seed: Seed, tmp_path: Path) -> None
     assert (work / "round_1" / "labels.jsonl").stat().st_mtime_ns == mtime  # labelled once, not again on resume
     assert _lines(work / "round_1" / "labels.jsonl") == labels
     assert "label_map_file=None" in (work / "round_1" / "train" / "config.py").read_text().replace(" ", "")
+
+
+def test_loop_bad_input_one_line(seed: Seed, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    work = tmp_path / "W"
+    base = ["pseudolabel", "loop", "--rounds", "1", "--checkpoint", str(seed.checkpoint), "--work-dir", str(work), "--classes", "cat"]
+    proc = run_cli(*base, "--images", str(empty), check=False)
+    assert proc.returncode != 0 and "no images" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (work / "round_0").exists()
+    proc = run_cli(*base, "--images", str(seed.images), "--score-thr", "-1", check=False)
+    assert proc.returncode != 0 and proc.stderr.strip() == "odvgkit: error: --score-thr -1.0: must be within [0, 1]"
+    proc = run_cli(*base, "--images", str(seed.images), "--class-thr", "dog=0.5", "--max-iters", "1", check=False)
+    assert proc.returncode != 0 and "'dog': not a class of the label map" in proc.stderr and "Traceback" not in proc.stderr
+    assert (work / "round_0").is_dir() and not (work / "round_1").exists()

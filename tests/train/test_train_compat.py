@@ -163,6 +163,19 @@ def _grefcoco(tmp: Path) -> tuple[Path, Path | None]:
     return tmp / "gref_vg.jsonl", None
 
 
+def _grit(tmp: Path) -> tuple[Path, Path | None]:
+    samples = [
+        {"key": "000000001", "caption": "A dog on a sofa.", "width": 100, "height": 50, "filename": "images/00000/000000001.jpg",
+         "ref_exps": [[2, 5, 0.1, 0.2, 0.5, 0.6, 0.9], [11, 15, 0.5, 0.5, 0.9, 0.9, 0.8]]},
+        {"key": "000000002", "caption": "Cats and dogs", "width": 64, "height": 64, "filename": "images/00000/000000002.jpg",
+         "ref_exps": [[0, 4, 0.0, 0.0, 0.5, 0.5, 0.9], [9, 13, 0.5, 0.5, 1.0, 1.0, 0.7]]},
+    ]
+    _dump(tmp / "grit" / "annotations" / "00000.json", samples)
+    (tmp / "grit" / "images").mkdir()
+    run_cli("convert", "grit2odvg", str(tmp / "grit"), "-o", str(tmp / "grit_vg.jsonl"), "-q")
+    return tmp / "grit_vg.jsonl", None
+
+
 CASES: dict[str, Callable[[Path], tuple[Path, Path | None]]] = {
     "coco2odvg": _coco,
     "coco2ovd+coco2odvg": _coco_ovd,
@@ -172,6 +185,7 @@ CASES: dict[str, Callable[[Path], tuple[Path, Path | None]]] = {
     "lvis2ovd": _lvis_norare,
     "openimages2odvg": _openimages,
     "grefcoco2odvg": _grefcoco,
+    "grit2odvg": _grit,
 }
 
 
