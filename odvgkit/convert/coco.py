@@ -50,7 +50,7 @@ BLOCK_SIZE = 16 << 20  # bytes of input decoded per batch
 WORKERS = min(2, os.cpu_count() or 1)  # decode annotation batches on both cores of a 2-core machine
 PARALLEL_MIN_BYTES = 64 << 20
 
-_F_CROWD, _F_IGNORE, _F_NO_AREA = 1, 2, 4
+F_CROWD, F_IGNORE, F_NO_AREA = 1, 2, 4  # bits of the annotation flags column
 
 
 class CocoImage(msgspec.Struct, gc=False):
@@ -92,7 +92,7 @@ def annotation_columns(items: list[CocoAnnotation | None]) -> tuple[np.ndarray, 
     crowd = np.fromiter(map(attrgetter("iscrowd"), good), dtype=np.int64, count=n) != 0
     ignore = np.fromiter(map(attrgetter("ignore"), good), dtype=np.int64, count=n) != 0
     no_area = np.fromiter(map(attrgetter("area"), good), dtype=np.float64, count=n) <= 0
-    flags = (crowd * _F_CROWD | ignore * _F_IGNORE | no_area * _F_NO_AREA).astype(np.uint8)
+    flags = (crowd * F_CROWD | ignore * F_IGNORE | no_area * F_NO_AREA).astype(np.uint8)
     return image_id, category_id, bbox, flags, valid
 
 
@@ -100,7 +100,7 @@ _COLUMNS = ("image_id", "category_id", "bbox", "flags", "valid")
 
 
 @dataclass
-class _Columns:
+class Columns:
     """Annotation columns, appended batch by batch while streaming."""
 
     parts: dict[str, list[np.ndarray]] = field(default_factory=lambda: {c: [] for c in _COLUMNS})
@@ -141,7 +141,7 @@ def coco_to_odvg(
     problems = problems if problems is not None else ProblemLog()
     images: list[CocoImage | None] = []
     categories: list[CocoCategory] = []
-    cols = _Columns()
+    cols = Columns()
     seen = set()
     for key, _, items in stream_members(
         path,
@@ -196,7 +196,7 @@ def _plan(
     path: Path,
     dataset: str,
     images_in: list[CocoImage | None],
-    cols: _Columns,
+    cols: Columns,
     cat_ids: np.ndarray,
     problems: ProblemLog,
     stats: Counter[str],
@@ -234,9 +234,9 @@ def _plan(
     n = len(ann_img)
     stats["annotations"] = n
     stats["annotations_invalid"] = int((~valid).sum())
-    img_idx, has_img = _lookup(img_ids, ann_img)
+    img_idx, has_img = lookup(img_ids, ann_img)
     known_bad = np.isin(ann_img, np.fromiter(skip, np.int64)) if skip else np.zeros(n, bool)
-    labels_all, has_cat = _lookup(cat_ids, ann_cat)
+    labels_all, has_cat = lookup(cat_ids, ann_cat)
     finite = np.isfinite(bbox).all(axis=1)
     negative = (bbox[:, 2] < 0) | (bbox[:, 3] < 0)
 
@@ -249,10 +249,10 @@ def _plan(
 
     remaining = usable.copy()
     for reason, drop in (
-        ("ignore", (flags & _F_IGNORE) != 0),
+        ("ignore", (flags & F_IGNORE) != 0),
         ("outside-image", ~overlaps_image(bbox, widths[img_idx], heights[img_idx])),
-        ("too-small", ~big_enough(bbox, np.where(flags & _F_NO_AREA, 0.0, 1.0))),
-        ("crowd", (flags & _F_CROWD) != 0),
+        ("too-small", ~big_enough(bbox, np.where(flags & F_NO_AREA, 0.0, 1.0))),
+        ("crowd", (flags & F_CROWD) != 0),
     ):
         hit = remaining & drop
         stats[f"boxes_dropped:{reason}"] = int(hit.sum())
@@ -267,7 +267,7 @@ def _plan(
     return _Plan(images=ordered, starts=starts, boxes=xyxy, labels=labels)
 
 
-def _lookup(keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def lookup(keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Position of each query in ``keys`` (unique ids) and whether it was found.
 
     Dense ids (COCO, Objects365, V3Det: 1..N with few gaps) go through a lookup table — one

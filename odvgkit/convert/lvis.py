@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import chain, repeat
-from operator import attrgetter
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,13 @@ import msgspec
 import numpy as np
 import orjson
 
+from odvgkit.convert import coco
 from odvgkit.convert._boxes import big_enough, overlaps_image, to_xyxy
 from odvgkit.convert._stream import OnBytes
 from odvgkit.convert.base import Conversion
+from odvgkit.convert.coco import CocoAnnotation, Columns, annotation_columns
 from odvgkit.errors import OdvgError, ProblemLog
-from odvgkit.io.jsonstream import stream_members
+from odvgkit.io.jsonstream import Parallel, stream_members
 
 _URL_PREFIXES = ("http://images.cocodataset.org/", "https://images.cocodataset.org/")
 
@@ -42,20 +43,6 @@ class LvisImage(msgspec.Struct, gc=False):
     file_name: str | None = None
     neg_category_ids: list[int] = []
     not_exhaustive_category_ids: list[int] = []
-
-
-class LvisAnn(msgspec.Struct, gc=False):
-    image_id: int
-    category_id: int
-    bbox: tuple[float, float, float, float]
-    area: float
-    iscrowd: int | bool = 0
-    ignore: int | bool = 0
-
-
-_IMAGE_ID, _CATEGORY_ID, _BBOX, _AREA, _CROWD, _IGNORE = (
-    attrgetter(n) for n in ("image_id", "category_id", "bbox", "area", "iscrowd", "ignore")
-)
 
 
 class Category(msgspec.Struct, gc=False):
@@ -90,10 +77,12 @@ def lvis_conversion(path: str | Path, problems: ProblemLog | None = None, on_byt
     stats: Counter[str] = Counter()
     images: list[LvisImage] = []
     cats: list[Category] = []
-    cols: dict[str, list[np.ndarray]] = {"img": [], "cat": [], "xywh": [], "area": [], "crowd": [], "ignore": []}
+    cols = Columns()
     for key, first, items in stream_members(
-        path, {"images": LvisImage, "annotations": LvisAnn, "categories": Category},
+        path, {"images": LvisImage, "annotations": CocoAnnotation, "categories": Category},
         problems=problems, on_bytes=on_bytes,
+        parallel=Parallel(frozenset({"annotations"}), annotation_columns, workers=coco.WORKERS,
+                          min_bytes=coco.PARALLEL_MIN_BYTES),
     ):
         if first < 0:
             raise OdvgError(f"{path}: {key}: must be a JSON array")
@@ -102,13 +91,7 @@ def lvis_conversion(path: str | Path, problems: ProblemLog | None = None, on_byt
         elif key == "categories":
             cats.extend(items)
         else:
-            n = len(items)
-            cols["img"].append(np.fromiter(map(_IMAGE_ID, items), np.int64, n))
-            cols["cat"].append(np.fromiter(map(_CATEGORY_ID, items), np.int64, n))
-            cols["xywh"].append(np.fromiter(chain.from_iterable(map(_BBOX, items)), np.float64, 4 * n).reshape(-1, 4))
-            cols["area"].append(np.fromiter(map(_AREA, items), np.float64, n))
-            cols["crowd"].append(np.fromiter(map(_CROWD, items), np.int64, n) != 0)
-            cols["ignore"].append(np.fromiter(map(_IGNORE, items), np.int64, n) != 0)
+            cols.add(items)
     if not cats:
         raise OdvgError(f"{path}: categories: missing or empty (needed for the label map)")
     label_map: dict[str, str] = {}
@@ -116,10 +99,9 @@ def lvis_conversion(path: str | Path, problems: ProblemLog | None = None, on_byt
         if c.id < 1:
             raise OdvgError(f"{path}: categories: id {c.id}: LVIS ids start at 1 (label = id - 1)")
         label_map[str(c.id - 1)] = c.name
-    arrays = {k: (np.concatenate(v) if v else None) for k, v in cols.items()}
-    if arrays["img"] is None:
-        arrays = {"img": np.zeros(0, np.int64), "cat": np.zeros(0, np.int64), "xywh": np.zeros((0, 4)),
-                  "area": np.zeros(0), "crowd": np.zeros(0, bool), "ignore": np.zeros(0, bool)}
+    img, cat, xywh, flags, _ = cols.concat()
+    arrays = {"img": img, "cat": cat, "xywh": xywh, "area": np.where(flags & coco.F_NO_AREA, 0.0, 1.0),
+              "crowd": (flags & coco.F_CROWD) != 0, "ignore": (flags & coco.F_IGNORE) != 0}
     plan = _plan(path, images, label_map, arrays, problems, stats)
     return Conversion(records=_records(plan, stats), label_map=label_map, stats=stats,
                       jsonl_chunks=_jsonl_chunks(plan, stats), total=len(plan.images))
@@ -147,15 +129,10 @@ def _plan(
 ) -> _Plan:
     """Every filter applied to whole columns; bad references reported here, once."""
     img_ids = np.fromiter((im.id for im in images), np.int64, len(images))
-    order = np.argsort(img_ids, kind="stable")
-    sorted_ids = img_ids[order]
-    pos = np.searchsorted(sorted_ids, a["img"]) if len(images) else np.zeros(len(a["img"]), np.int64)
-    pos = np.minimum(pos, max(len(images) - 1, 0))
-    known = sorted_ids[pos] == a["img"] if len(images) else np.zeros(len(a["img"]), bool)
+    idx, known = coco.lookup(img_ids, a["img"])  # index into images[] of each annotation
     for i in np.flatnonzero(~known).tolist():
         problems.error("unknown-image", path, "annotations", "image_id",
                        f"image id {int(a['img'][i])} is not in images[]")
-    idx = order[pos] if len(images) else pos  # index into images[] of each annotation
     labels = a["cat"] - 1
     cat_ok = np.isin(labels, np.fromiter(map(int, label_map), np.int64, len(label_map)))
     for i in np.flatnonzero(known & ~cat_ok).tolist():
