@@ -120,8 +120,8 @@ def main() -> None:
             up = run_child(UPSTREAM, str(src), up_out, flavour, str(HERE.parent / "tests"))
             row.update(upstream_s=up["seconds"], upstream_gib=up["peak_gib"],
                        speedup=up["seconds"] / ours["seconds"], memory_ratio=ours["peak_gib"] / up["peak_gib"])
-            same = [json.loads(a) == json.loads(b) for a, b in zip(open(out), open(up_out), strict=True)]
-            row["same_records"] = all(same)
+            with open(out) as a, open(up_out) as b:
+                row["same_records"] = all(json.loads(x) == json.loads(y) for x, y in zip(a, b, strict=True))
         t_target, m_target = TARGETS.get(scale, (None, None))
         row["target"] = " ".join(
             filter(None, [f"≤{t_target:g}s" if t_target else "", f"≤{m_target:g}GiB" if m_target else ""]))

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from odvgkit.errors import OdvgError, ProblemLog  # noqa: E402
-from odvgkit.io import iter_records, read_label_map, read_records, write_label_map, write_records  # noqa: E402
-from odvgkit.records import Grounding, Instance, LabelMap, Record, Region  # noqa: E402
+from odvgkit.errors import OdvgError, ProblemLog
+from odvgkit.io import iter_records, read_label_map, read_records, write_label_map, write_records
+from odvgkit.records import Grounding, Instance, LabelMap, Record, Region
 
 __all__ = [
     "Grounding",

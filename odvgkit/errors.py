@@ -42,7 +42,7 @@ class MissingExtraError(OdvgError):
         )
 
 
-def require(module: str, extra: str):  # noqa: ANN201 - returns the imported module
+def require(module: str, extra: str):
     """Import an optional dependency or fail with a hint naming the extra."""
     import importlib
 

@@ -16,7 +16,7 @@ def _commands() -> list[tuple[str, ...]]:
     root = typer.main.get_command(app)
     out: list[tuple[str, ...]] = []
 
-    def walk(cmd, path: tuple[str, ...]) -> None:  # noqa: ANN001 - typer's (vendored) click Command
+    def walk(cmd, path: tuple[str, ...]) -> None:
         if getattr(cmd, "commands", None):
             for name, sub in cmd.commands.items():
                 walk(sub, (*path, name))

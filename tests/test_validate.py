@@ -16,7 +16,7 @@ from odvgkit.validate import check_label_map, validate_file
 def _od(boxes: list[list[float]], labels: list[int] | None = None, **extra: Any) -> dict[str, Any]:
     labels = labels or [0] * len(boxes)
     return {"filename": extra.pop("filename", "a.jpg"), "height": 100, "width": 200,
-            "detection": {"instances": [{"bbox": b, "label": lab, "category": "cat"} for b, lab in zip(boxes, labels)]}, **extra}
+            "detection": {"instances": [{"bbox": b, "label": lab, "category": "cat"} for b, lab in zip(boxes, labels, strict=True)]}, **extra}
 
 
 def _vg(caption: str, regions: list[dict[str, Any]], filename: str = "v.jpg") -> dict[str, Any]:

@@ -10,10 +10,15 @@ the document in memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import IO, Any
 
 import msgspec
 import orjson
+
+from odvgkit.errors import ProblemLog
+from odvgkit.io import atomic_path
+from odvgkit.io.jsonstream import stream_members
 
 OnBytes = Callable[[int], None] | None
 
@@ -81,3 +86,30 @@ class JsonDocWriter:
 def decode_raw(raw: msgspec.Raw, typ: Any) -> Any:
     """Decode one passed-through element into a small typed view (``msgspec.Struct``)."""
     return msgspec.json.decode(raw, type=typ)
+
+
+def copy_document(
+    path: Path, output: Path, rewrite: Callable[[str, int, msgspec.Raw], Any], problems: ProblemLog,
+    on_bytes: OnBytes = None, ensure: tuple[str, ...] = (),
+) -> None:
+    """Copy ``path`` to ``output`` member by member; ``rewrite(key, index, raw)`` returns the element
+    to write (the raw bytes, a new value, or ``None`` to drop it). Members named in ``ensure`` that
+    the input lacks are written as empty arrays; every other member is copied byte for byte."""
+    with atomic_path(output) as tmp, open(tmp, "wb") as fh:
+        doc = JsonDocWriter(fh)
+        current = None
+        for key, first, items in stream_members(path, {}, problems=problems, on_bytes=on_bytes, default_type=msgspec.Raw):
+            if first < 0:
+                doc.value(key, items[0])
+                continue
+            if key != current:
+                doc.begin_array(key)
+                current = key
+            for i, raw in enumerate(items, first):
+                new = rewrite(key, i, raw)
+                if new is not None:
+                    doc.item(new)
+        for key in ensure:
+            if key not in doc.keys:
+                doc.value(key, [])
+        doc.close()

@@ -17,17 +17,17 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from odvgkit.convert._stream import JsonDocWriter, OnBytes, decode_raw
+from odvgkit.convert._stream import OnBytes, copy_document, decode_raw
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.images import image_sizes
-from odvgkit.io import atomic_path, atomic_write, check_distinct
+from odvgkit.io import atomic_write, check_distinct
 from odvgkit.io.jsonstream import stream_members
 
 
@@ -53,29 +53,6 @@ def read_name_table(path: str | Path | None = None) -> dict[int, tuple[str, str]
         except ValueError:
             raise OdvgError(f"{where}:{lineno}: id {row[0]!r} is not an integer") from None
     return table
-
-
-def _copy_document(
-    path: Path, output: Path, rewrite: Callable[[str, int, msgspec.Raw], Any], problems: ProblemLog,
-    on_bytes: OnBytes = None,
-) -> None:
-    """Copy ``path`` to ``output`` member by member; ``rewrite(key, index, raw)`` returns the element
-    to write (the raw bytes, a new value, or ``None`` to drop it)."""
-    with atomic_path(output) as tmp, open(tmp, "wb") as fh:
-        doc = JsonDocWriter(fh)
-        current = None
-        for key, first, items in stream_members(path, {}, problems=problems, on_bytes=on_bytes, default_type=msgspec.Raw):
-            if first < 0:
-                doc.value(key, items[0])
-                continue
-            if key != current:
-                doc.begin_array(key)
-                current = key
-            for i, raw in enumerate(items, first):
-                new = rewrite(key, i, raw)
-                if new is not None:
-                    doc.item(new)
-        doc.close()
 
 
 class _Cat(msgspec.Struct, gc=False):
@@ -108,7 +85,7 @@ def fix_names(
             return {**cat, "name": new}
         return raw
 
-    _copy_document(path, output, rewrite, problems, on_bytes)
+    copy_document(path, output, rewrite, problems, on_bytes)
     return stats
 
 
@@ -222,7 +199,7 @@ def fix_wh(
             stats["annotations"] += 1
         return raw
 
-    _copy_document(path, output, rewrite, problems, on_bytes)
+    copy_document(path, output, rewrite, problems, on_bytes)
     return stats
 
 

@@ -22,11 +22,11 @@ from typing import Any
 
 import msgspec
 
-from odvgkit.convert._stream import JsonDocWriter, OnBytes, decode_raw
+from odvgkit.convert._stream import OnBytes, copy_document, decode_raw
 from odvgkit.convert.base import Conversion
 from odvgkit.convert.lvis import Category
 from odvgkit.errors import OdvgError, ProblemLog
-from odvgkit.io import atomic_path, check_distinct, read_label_map, read_records
+from odvgkit.io import check_distinct, read_label_map, read_records
 from odvgkit.io.jsonstream import stream_members
 
 
@@ -76,42 +76,26 @@ def coco_ovd_filter(
     for _, _, items in stream_members(path, {"annotations": _Ann}, problems=problems, on_bytes=on_bytes):
         with_ann.update(a.image_id for a in items if a.category_id in keep_cats)
     stats: Counter[str] = Counter()
-    types = {k: msgspec.Raw for k in ("info", "licenses", "images", "annotations", "categories")}
-    with atomic_path(output) as tmp, open(tmp, "wb") as fh:
-        doc = JsonDocWriter(fh)
-        current = None
-        for key, first, items in stream_members(path, types, problems=problems):
-            if first < 0:
-                doc.value(key, items[0])
-                continue
-            if key != current:
-                doc.begin_array(key)
-                current = key
-            for raw in items:
-                if key == "images":
-                    if decode_raw(raw, _Img).id in with_ann:
-                        doc.item(raw)
-                        stats["images"] += 1
-                    else:
-                        stats["dropped:images-without-kept-annotation"] += 1
-                elif key == "annotations":
-                    if decode_raw(raw, _Ann).category_id in keep_cats:
-                        doc.item(raw)
-                        stats["annotations"] += 1
-                    else:
-                        stats["dropped:annotations"] += 1
-                elif key == "categories":
-                    cat = msgspec.json.decode(raw)
-                    if cat.get("id") in keep_cats:
-                        cat["split"] = splits[cat["id"]]
-                        doc.item(cat)
-                        stats["categories"] += 1
-                else:
-                    doc.item(raw)
-        for key in ("images", "annotations", "categories"):
-            if key not in doc.keys:
-                doc.value(key, [])
-        doc.close()
+
+    def rewrite(key: str, _: int, raw: msgspec.Raw) -> Any:
+        if key == "images":
+            keep = decode_raw(raw, _Img).id in with_ann
+            stats["images" if keep else "dropped:images-without-kept-annotation"] += 1
+            return raw if keep else None
+        if key == "annotations":
+            keep = decode_raw(raw, _Ann).category_id in keep_cats
+            stats["annotations" if keep else "dropped:annotations"] += 1
+            return raw if keep else None
+        if key == "categories":
+            cat = msgspec.json.decode(raw)
+            if cat.get("id") not in keep_cats:
+                return None
+            cat["split"] = splits[cat["id"]]
+            stats["categories"] += 1
+            return cat
+        return raw
+
+    copy_document(path, output, rewrite, problems, ensure=("images", "annotations", "categories"))
     return stats
 
 

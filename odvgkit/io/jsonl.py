@@ -7,6 +7,7 @@ non-ASCII characters and a newline after every record, the way ``jsonlines`` wri
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 from collections.abc import Callable, Iterator
@@ -70,10 +71,8 @@ def iter_jsonl(
         raise OdvgError(f"{path}: cannot read: {exc}") from None
     finally:
         if on_bytes is not None:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 on_bytes(raw.tell() - last_pos)  # type: ignore[union-attr]
-            except (OSError, ValueError):
-                pass
         fh.close()
 
 
@@ -87,7 +86,7 @@ class JsonlWriter:
     """Buffered JSON Lines writer over an already-opened (temporary) path."""
 
     def __init__(self, path: Path, gz: bool = False) -> None:
-        self._fh: IO[bytes] = gzip.open(path, "wb", compresslevel=6) if gz else open(path, "wb")
+        self._fh: IO[bytes] = gzip.open(path, "wb", compresslevel=6) if gz else open(path, "wb")  # noqa: SIM115 - closed in close()
         self._buf: list[bytes] = []
         self._size = 0
         self.count = 0
