@@ -225,3 +225,18 @@ def test_loop_bad_input_one_line(seed: Seed, tmp_path: Path) -> None:
     proc = run_cli(*base, "--images", str(seed.images), "--class-thr", "dog=0.5", "--max-iters", "1", check=False)
     assert proc.returncode != 0 and "'dog': not a class of the label map" in proc.stderr and "Traceback" not in proc.stderr
     assert (work / "round_0").is_dir() and not (work / "round_1").exists()
+
+
+def test_replay_source_is_mixed_into_the_finetune(seed: Seed, tmp_path: Path) -> None:
+    """--replay FILE:RATIO adds the pretraining source, sampled at RATIO x the pseudo-labelled records."""
+    work = tmp_path / "W"
+    replay = f"{seed.od_file},images={seed.images},label_map={seed.label_map}:0.5"
+    proc = run_cli("pseudolabel", "loop", "--rounds", "1", "--images", str(seed.images), "--checkpoint", str(seed.checkpoint),
+                   "--work-dir", str(work), "--replay", replay, *LOOP_ARGS, "--json")
+    assert proc.returncode == 0, proc.stderr
+    man = json.loads((work / "round_1" / "round.json").read_text())
+    assert man["sources"]["replay"] == [replay]
+    config = (work / "round_1" / "train" / "config.py").read_text()
+    assert str(seed.od_file) in config  # the replay source is a training dataset of the round
+    n_pseudo = len(_lines(work / "round_0" / "records.jsonl"))
+    assert f"samples_per_epoch={max(1, round(0.5 * n_pseudo))})" in config.replace(" ", "")  # 0.5 x 4 records
