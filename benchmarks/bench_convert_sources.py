@@ -416,7 +416,7 @@ def main() -> None:
     ap.add_argument("--only", default="lvis,goldg,openimages")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the issue's LVIS/GoldG sizes")
     ap.add_argument("--oi-images", type=int, default=20_000, help="OpenImages images (8.04 rows each)")
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/odvgkit-bench-convert"))
+    ap.add_argument("--workdir", type=Path, default=Path(__file__).resolve().parents[1] / "bench-data" / "convert")
     args = ap.parse_args()
     if args.child:
         name, inp, out = args.child

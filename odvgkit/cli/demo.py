@@ -25,7 +25,7 @@ def demo(
 
       odvgkit demo
 
-      odvgkit demo -o /tmp/demo --json
+      odvgkit demo -o demo-out --json
     """
     from collections import Counter
     from importlib import resources
