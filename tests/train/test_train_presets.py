@@ -51,7 +51,10 @@ def test_official_checkpoint_loads_strictly(preset: str, bert_dir: Path, tmp_pat
     ours = model.state_dict()
     assert list(ours) == list(state)  # same keys, same order
     assert all(ours[k].shape == state[k].shape for k in state)
-    assert all(torch.equal(ours[k], state[k]) for k in state)
+    # mmdet leaves some parameters uninitialised (level_embed = torch.Tensor(...)): NaN == NaN here
+    differ = [k for k in state if not (torch.allclose(ours[k], state[k], rtol=0, atol=0, equal_nan=True)
+                                       if state[k].is_floating_point() else torch.equal(ours[k], state[k]))]
+    assert not differ, f"{len(differ)} tensors differ after loading, e.g. {differ[:5]}"
     assert len(state) > 500
     if preset == "swin-t":  # the same file into another architecture: refused, keys listed
         from odvgkit.errors import OdvgError
