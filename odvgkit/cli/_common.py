@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,3 +19,11 @@ Strict = Annotated[
 
 def reporter(quiet: bool, json_mode: bool) -> Reporter:
     return Reporter(quiet=quiet, json_mode=json_mode)
+
+
+def input_bytes(path: Path) -> int | None:
+    """Total for a byte-based progress bar: the file size, or None when progress is not in bytes.
+
+    Parquet inputs are read by row group (no byte progress), so their bar counts nothing.
+    """
+    return path.stat().st_size if path.is_file() and not path.name.endswith(".parquet") else None

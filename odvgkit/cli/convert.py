@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli._common import Json, Quiet, Strict, input_bytes, reporter
 
 convert_app = typer.Typer(
     help="Convert a source dataset into ODVG records (+ label map for detection data).",
@@ -57,7 +57,7 @@ def coco2odvg(
     problems = ProblemLog(strict=strict)
     out = output or default_output(input, "_od.json")
     lm_path = label_map or out.parent / f"{DATASETS[dataset]}_label_map.json"
-    size = input.stat().st_size if input.is_file() else None
+    size = input_bytes(input)
     with rep.progress(f"read {input.name}", total=size, unit="bytes") as advance:
         conv = coco_to_odvg(input, dataset=dataset, problems=problems, on_bytes=advance)
     with rep.progress(f"write {out.name}", total=conv.total, unit="records") as advance:
@@ -107,7 +107,7 @@ def goldg2odvg(
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
     out = output or default_output(input, "_vg.json")
-    size = input.stat().st_size if input.is_file() else None
+    size = input_bytes(input)
     with rep.progress(f"goldg2odvg {input.name}", total=size, unit="bytes") as advance:
         conv = goldg_to_odvg(input, problems=problems, on_bytes=advance)
         write_conversion(conv, out, inputs=[input])
@@ -182,7 +182,7 @@ def lvis2odvg(
     problems = ProblemLog(strict=strict)
     out = output or default_output(input, "_od.json")
     lm_path = label_map or out.parent / "lvis_v1_label_map.json"
-    size = input.stat().st_size if input.is_file() else None
+    size = input_bytes(input)
     with rep.progress(f"lvis2odvg {input.name}", total=size, unit="bytes") as advance:
         conv = lvis_to_odvg(input, problems=problems, on_bytes=advance)
         write_conversion(conv, out, inputs=[input], label_map_path=lm_path)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli._common import Json, Quiet, Strict, input_bytes, reporter
 
 extract_app = typer.Typer(help="Extract a subset of a source annotation file.", no_args_is_help=True)
 
@@ -37,7 +37,7 @@ def coco_from_mixed(
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
     out = output or input.parent / "final_mixed_train_only_coco.json"
-    size = input.stat().st_size if input.is_file() else None
+    size = input_bytes(input)
     with rep.progress(f"extract {input.name}", total=size, unit="bytes") as advance:
         stats = extract_coco_from_mixed(input, out, problems=problems, on_bytes=advance)
     rep.summary("extract coco-from-mixed", {"output": str(out), **stats}, problems)

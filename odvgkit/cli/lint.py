@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli._common import Json, Quiet, Strict, input_bytes, reporter
 
 
 def lint(
@@ -49,7 +49,7 @@ def lint(
     lm = read_label_map(label_map) if label_map is not None else None
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
-    size = input.stat().st_size if input.is_file() and not input.name.endswith(".parquet") else None
+    size = input_bytes(input)
     with rep.progress(f"lint {input.name}", total=size, unit="bytes") as adv:
         res = lint_file(input, lm, problems, tokenizer, max_tokens, label_map, adv)
     rows: dict[str, object] = {

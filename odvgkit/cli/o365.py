@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli._common import Json, Quiet, Strict, input_bytes, reporter
 
 fix_names_app = typer.Typer(help="Fix category names of a source dataset.", no_args_is_help=True)
 o365_app = typer.Typer(help="Objects365: measure true image sizes and fix the annotations.", no_args_is_help=True)
@@ -46,7 +46,7 @@ def fix_names_o365(
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
     out = output or default_output(input, "_fixname.json")
-    size = input.stat().st_size if input.is_file() else None
+    size = input_bytes(input)
     with rep.progress(f"fix-names {input.name}", total=size, unit="bytes") as advance:
         stats = fix_names(input, out, table, problems=problems, on_bytes=advance)
     _done(rep, "fix-names o365", {"output": str(out), "renamed": stats["renamed"]}, problems)
@@ -114,7 +114,7 @@ def fix_wh(
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
     out = output or default_output(input, "_fixwh.json")
-    size = input.stat().st_size if input.is_file() else None
+    size = input_bytes(input)
     with rep.progress(f"fix-wh {input.name}", total=size, unit="bytes") as advance:
         stats = fix(input, info, out, mode=mode, problems=problems, on_bytes=advance)
     _done(rep, "o365 fix-wh", {"output": str(out), **stats}, problems)

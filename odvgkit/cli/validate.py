@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli._common import Json, Quiet, Strict, input_bytes, reporter
 
 
 def validate(
@@ -44,7 +44,7 @@ def validate(
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
     lm = read_label_map(label_map) if label_map is not None else None
-    size = file.stat().st_size if file.is_file() else None
+    size = input_bytes(file)
     with rep.progress(f"validate {file.name}", total=size, unit="bytes") as advance:
         summary = validate_file(file, problems, lm, label_map, images_root, on_bytes=advance, workers=workers)
     rows = {"file": str(file), **summary.rows(), "errors": problems.n_errors, "warnings": problems.n_warnings}

@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import msgspec
 import orjson
 
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io import format_of, open_binary, read_records
+from odvgkit.io.jsonstream import stream_members
 
 _COCO_NAME = re.compile(r"(?:^|_)(\d{12})\.(?:jpg|jpeg|png)$", re.IGNORECASE)
 _COCO_URL = re.compile(r"cocodataset\.org/.*?(\d{12})\.jpg", re.IGNORECASE)
@@ -143,28 +143,20 @@ def load_document(path: Path) -> Any:
         raise OdvgError(f"{path}: malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
 
 
-class _ImagesOnly(msgspec.Struct):
-    """Decodes ``images`` and *skips* everything else without building Python objects.
-
-    COCO train2017 is 450 MB, most of it annotation polygons (40M numbers); skipping them makes
-    reading the image list several times faster than a full parse and needs a fraction of the memory.
-    """
-
-    images: Any = msgspec.UNSET
-
-
 def load_images(path: Path) -> dict[str, Any]:
-    """``{"images": [...]}`` of a COCO/LVIS/MDETR json object document (other keys skipped)."""
-    try:
-        with open_binary(path) as fh:
-            doc = msgspec.json.decode(fh.read(), type=_ImagesOnly)
-    except msgspec.ValidationError:
-        raise OdvgError(f"{path}: unknown benchmark/dataset file: not a JSON object with an 'images' list") from None
-    except msgspec.DecodeError as exc:
-        raise OdvgError(f"{path}: malformed JSON: {exc}") from None
-    if doc.images is msgspec.UNSET:
-        return {}
-    return {"images": doc.images}
+    """``{"images": [...]}`` of a COCO/LVIS/MDETR json object document (other keys skipped).
+
+    Streamed with :func:`odvgkit.io.jsonstream.stream_members`: the annotation polygons that make
+    up most of COCO train2017 are skipped without being materialised or held in memory.
+    """
+    images: list[Any] = []
+    found = False
+    for _, first, items in stream_members(path, {"images": Any}):
+        if first < 0:
+            raise OdvgError(f"{path}: unknown benchmark/dataset file: 'images' is not a list")
+        found = True
+        images.extend(items)
+    return {"images": images} if found else {}
 
 
 def object_kind(path: Path, doc: Any) -> str:
