@@ -56,7 +56,8 @@ def prompt_tokens(classes: list[str], text_encoder: str | None) -> int:
     return count_tokens([caption], text_encoder)[0]
 
 
-def _config_from_checkpoint(path: Path) -> Any | None:
+def config_from_checkpoint(path: Path) -> Any | None:
+    """The mmengine config a checkpoint was trained with (mmengine stores it in ``meta.cfg``), or None."""
     from mmengine.config import Config
 
     from odvgkit_train.checkpoint import read_checkpoint
@@ -105,7 +106,7 @@ def load_model(
     elif model is not None:
         cfg = Config(dict(model=presets.model_config(model, str(resolve(text_encoder))), test_pipeline=test_pipeline(model)))
     elif ckpt_path is not None:
-        cfg = _config_from_checkpoint(ckpt_path)
+        cfg = config_from_checkpoint(ckpt_path)
         if cfg is None:
             raise OdvgError(f"{ckpt_path}: checkpoint carries no config; pass --model PRESET or --config FILE")
     else:

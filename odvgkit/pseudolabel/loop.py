@@ -177,9 +177,9 @@ def _train_specs(opts: LoopOptions, train_file: Path, lm_file: Path | None, n_re
 
 def checkpoint_preset(path: Path) -> str:
     """The odvgkit model preset recorded in a checkpoint's config; else a one-line error."""
-    from odvgkit_train.inference import _config_from_checkpoint
+    from odvgkit_train.inference import config_from_checkpoint
 
-    cfg = _config_from_checkpoint(path)
+    cfg = config_from_checkpoint(path)
     preset = (cfg.get("odvgkit") or {}).get("model_preset") if cfg is not None else None
     if not preset:
         raise OdvgError(f"{path}: checkpoint records no odvgkit model preset; pass --model tiny|swin-t|swin-b|swin-l", 2)
@@ -188,9 +188,9 @@ def checkpoint_preset(path: Path) -> str:
 
 def checkpoint_text_encoder(path: Path) -> str:
     """The BERT directory recorded in a checkpoint's config (``""`` when it has none)."""
-    from odvgkit_train.inference import _config_from_checkpoint
+    from odvgkit_train.inference import config_from_checkpoint
 
-    cfg = _config_from_checkpoint(path)
+    cfg = config_from_checkpoint(path)
     try:
         return str(cfg.model.language_model.name) if cfg is not None else ""
     except AttributeError:
