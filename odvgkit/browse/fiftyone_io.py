@@ -47,6 +47,7 @@ from typing import Any
 
 import orjson
 
+from odvgkit.browse.scene import label_name
 from odvgkit.errors import OdvgError, ProblemLog, require
 from odvgkit.io import read_records, record_writer
 from odvgkit.io.atomic import AtomicGroup
@@ -94,14 +95,6 @@ def absolute_box(rel: list[float], width: int, height: int) -> list[float]:
     return [x * width, y * height, (x + w) * width, (y + h) * height]
 
 
-def _label_name(inst: Mapping[str, Any], label_map: Mapping[str, str] | None) -> str:
-    label = inst.get("label")
-    if label_map is not None and str(label) in label_map:
-        return label_map[str(label)]
-    cat = inst.get("category")
-    return cat if isinstance(cat, str) and cat else str(label)
-
-
 def _phrase_label(phrase: Any) -> str:
     return " // ".join(map(str, phrase)) if isinstance(phrase, list) else str(phrase)
 
@@ -121,7 +114,7 @@ def detection_dicts(
                 bad.append(f"detection.instances[{i}].bbox: not 4 finite numbers; not loaded")
                 continue
             det: dict[str, Any] = {
-                "label": _label_name(inst, label_map),
+                "label": label_name(inst, label_map),
                 "bounding_box": rel,
                 "odvg_label": inst["label"] if _int(inst.get("label")) else None,
                 "odvg_item": i,
@@ -412,7 +405,7 @@ def _od_instances(
     for n, det in enumerate(sorted(dets, key=_order)):
         item = det.attrs.get("odvg_item")
         orig = originals[item] if isinstance(item, int) and 0 <= item < len(originals) else None
-        if isinstance(orig, dict) and det.label == _label_name(orig, names.given):
+        if isinstance(orig, dict) and det.label == label_name(orig, names.given):
             inst = dict(orig)  # label unchanged: keep id and category as they were
         elif det.label in names.ids:
             inst = dict(orig) if isinstance(orig, dict) else {}

@@ -27,10 +27,6 @@ def read_label_map(path: str | Path) -> dict[str, str]:
     return data
 
 
-def dense_label_map(names: list[str]) -> dict[str, str]:
-    return {str(i): name for i, name in enumerate(names)}
-
-
 def write_label_map(
     path: str | Path, label_map: Mapping[str | int, str], group: AtomicGroup | None = None
 ) -> None:
