@@ -300,10 +300,6 @@ def convert_shard(path: str | Path, opts: GritOptions) -> ShardResult:
     return res
 
 
-def check_accounting(stats: Counter[str]) -> bool:
-    """Every sample is either a record or dropped for exactly one counted reason."""
-    dropped = sum(n for k, n in stats.items() if k.startswith("dropped:"))
-    return stats["samples"] == stats["records"] + dropped
 
 
 def merge_problems(problems: ProblemLog, path: Path | str, items: Iterable[tuple[str, str, str, str | None, str]]) -> None:

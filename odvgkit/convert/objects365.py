@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -202,7 +201,3 @@ def fix_wh(
     copy_document(path, output, rewrite, problems, on_bytes)
     return stats
 
-
-def iter_info(path: str | Path) -> Iterator[tuple[int, str, int, int]]:
-    for image_id, (name, h, w) in read_image_info(path).items():
-        yield image_id, name, h, w

@@ -53,8 +53,6 @@ def record_labels(rec: dict[str, Any]) -> set[int]:
     return out
 
 
-def count_records(path: Path, problems: ProblemLog | None = None) -> int:
-    return sum(1 for _ in read_records(path, problems))
 
 
 def sample_indices(total: int, n: int, seed: int) -> list[int]:

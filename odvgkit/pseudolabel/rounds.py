@@ -62,12 +62,6 @@ def write_json(path: Path, payload: Any) -> None:
         tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
 
 
-def read_manifest(work: Path, k: int) -> dict[str, Any]:
-    path = round_dir(work, k) / MANIFEST
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise OdvgError(f"{path}: unreadable round manifest ({exc})") from None
 
 
 def complete(work: Path, k: int, manifest: dict[str, Any]) -> Path:
