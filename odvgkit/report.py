@@ -82,6 +82,9 @@ class Reporter:
         tables: Mapping[str, list[Mapping[str, Any]]] | None = None,
     ) -> None:
         """Print the closing summary: a table for people, or one JSON object with ``--json``."""
+        clash = set(tables or ()) & {*rows, "command", "problems"}
+        if clash:  # a table must never silently replace a summary value in --json output
+            raise ValueError(f"summary table names clash with summary keys: {sorted(clash)}")
         if self.json_mode:
             payload: dict[str, Any] = {"command": title, **rows}
             if tables:
