@@ -107,7 +107,7 @@ def test_parallel_reader_matches_sequential(tmp_path: Path, images, other, inden
     doc = {"images": images, "after": other} if tail else {"before": other, "images": images}
     path = tmp_path / "doc.json"
     path.write_text(json.dumps(doc, indent=indent))
-    par = Parallel(frozenset({"images"}), _columns, workers=2, min_bytes=0)
+    par = Parallel({"images": _columns}, workers=2, min_bytes=0)
     got: list[Any] = []
     for key, first, result in stream_members(path, {"images": Elem}, block_size=block, parallel=par):
         assert key == "images" and first == len(got)
@@ -123,7 +123,7 @@ def test_parallel_reader_reports_bad_elements_with_absolute_index(tmp_path: Path
     path = tmp_path / "d.json"
     path.write_text(json.dumps({"images": images, "z": 1}))
     problems = ProblemLog()
-    par = Parallel(frozenset({"images"}), _columns, workers=2, min_bytes=0)
+    par = Parallel({"images": _columns}, workers=2, min_bytes=0)
     got = [r for _, _, res in stream_members(path, {"images": Elem}, problems=problems, block_size=512, keep_invalid=True, parallel=par) for r in res]
     assert len(got) == 300 and got[250] is None and got[251] == (251, "n251")
     assert [p.format() for p in problems.examples["bad-element"]] == [f"{path}: images[250]: id: expected int, got str"]

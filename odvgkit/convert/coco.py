@@ -15,7 +15,6 @@ written a block of images at a time.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import numpy as np
 import orjson
 
 from odvgkit.convert._boxes import big_enough, overlaps_image, to_xyxy
+from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS
 from odvgkit.convert.base import Conversion
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io.jsonstream import Parallel, stream_members
@@ -47,8 +47,6 @@ SKIPPED_IMAGE_IDS: dict[str, frozenset[int]] = {
 }
 _BLOCK_IMAGES = 20_000
 BLOCK_SIZE = 16 << 20  # bytes of input decoded per batch
-WORKERS = min(2, os.cpu_count() or 1)  # decode annotation batches on both cores of a 2-core machine
-PARALLEL_MIN_BYTES = 64 << 20
 
 F_CROWD, F_IGNORE, F_NO_AREA = 1, 2, 4  # bits of the annotation flags column
 
@@ -150,7 +148,7 @@ def coco_to_odvg(
         on_bytes=on_bytes,
         block_size=BLOCK_SIZE,
         keep_invalid=True,
-        parallel=Parallel(frozenset({"annotations"}), annotation_columns, workers=WORKERS, min_bytes=PARALLEL_MIN_BYTES),
+        parallel=Parallel({"annotations": annotation_columns}, workers=WORKERS, min_bytes=PARALLEL_MIN_BYTES),
     ):
         seen.add(key)
         if key == "images":

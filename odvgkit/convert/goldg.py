@@ -19,19 +19,23 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
+import orjson
 
+from odvgkit._memory import gc_paused
 from odvgkit.convert._boxes import big_enough, overlaps_image
+from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS, ordered_map
 from odvgkit.convert._stream import OnBytes
 from odvgkit.convert.base import Conversion
 from odvgkit.errors import OdvgError, ProblemLog
-from odvgkit.io.jsonstream import stream_members
+from odvgkit.io.jsonstream import Parallel, stream_members
 
 
 class MdetrImage(msgspec.Struct, gc=False):
@@ -53,6 +57,7 @@ class MdetrAnn(msgspec.Struct, gc=False):
 _IMAGE_ID, _BBOX, _AREA, _CROWD, _TOKENS = (
     attrgetter(n) for n in ("image_id", "bbox", "area", "iscrowd", "tokens_positive")
 )
+_ID, _FILE_NAME, _HEIGHT, _WIDTH, _CAPTION = (attrgetter(n) for n in ("id", "file_name", "height", "width", "caption"))
 
 
 @dataclass
@@ -66,8 +71,8 @@ class MdetrColumns:
     captions: list[str]
     ann_img: np.ndarray  # image id of each annotation (file order)
     xywh: np.ndarray
-    area: np.ndarray
-    crowd: np.ndarray
+    positive_area: np.ndarray  # area > 0 (bool: all the filters need of it)
+    crowd: np.ndarray  # iscrowd != 0 (bool)
     span_start: np.ndarray  # offsets into ``spans`` per annotation (len = n_ann + 1)
     spans: np.ndarray  # (n_spans, 2) int
 
@@ -82,53 +87,75 @@ def _as_int(value: int | float | str) -> int | None:
             return None
 
 
+def _ann_columns(items: list[MdetrAnn]) -> tuple[np.ndarray, ...]:
+    """A batch of annotations → ``(image id, xywh, area > 0, crowd, spans per box, spans)`` arrays.
+
+    Runs in the decoding workers, so only these compact arrays travel back.
+    """
+    n = len(items)
+    toks = list(map(_TOKENS, items))
+    return (
+        np.fromiter(map(_IMAGE_ID, items), np.int64, n),
+        np.fromiter(chain.from_iterable(map(_BBOX, items)), np.float64, 4 * n).reshape(-1, 4),
+        np.fromiter(map(_AREA, items), np.float64, n) > 0,
+        np.fromiter(map(_CROWD, items), np.int64, n) != 0,
+        np.fromiter(map(len, toks), np.int32, n),
+        np.fromiter(chain.from_iterable(chain.from_iterable(toks)), np.int64).reshape(-1, 2),
+    )
+
+
+def _image_columns(items: list[MdetrImage]) -> tuple[Any, ...]:
+    """A batch of images → ``(ids, file names, heights, widths, captions, bad sizes)``.
+
+    Runs in the decoding workers. Sizes become ints (Flickr files carry numeric strings); an
+    image without a usable size is left out and listed as ``(index in batch, height, width)``.
+    """
+    heights = list(map(_HEIGHT, items))
+    widths = list(map(_WIDTH, items))
+    bad: list[tuple[int, Any, Any]] = []
+    if not all(type(v) is int and v > 0 for v in chain(heights, widths)):
+        keep = []
+        for k, (h, w) in enumerate(zip(heights, widths, strict=True)):
+            hi, wi = _as_int(h), _as_int(w)
+            if hi is None or wi is None or hi <= 0 or wi <= 0:
+                bad.append((k, h, w))
+            else:
+                keep.append(k)
+                heights[k], widths[k] = hi, wi
+        items = [items[k] for k in keep]
+        heights = [heights[k] for k in keep]
+        widths = [widths[k] for k in keep]
+    return (np.fromiter(map(_ID, items), np.int64, len(items)), list(map(_FILE_NAME, items)), heights, widths,
+            list(map(_CAPTION, items)), bad)
+
+
 def read_mdetr(path: str | Path, problems: ProblemLog, on_bytes: OnBytes = None) -> MdetrColumns:
     """Stream a MDETR json into columns; bad elements are reported and skipped."""
     path = Path(path)
-    ids: list[int] = []
-    file_names: list[str] = []
-    heights: list[int] = []
-    widths: list[int] = []
-    captions: list[str] = []
-    ann_img: list[np.ndarray] = []
-    xywh: list[np.ndarray] = []
-    area: list[np.ndarray] = []
-    crowd: list[np.ndarray] = []
-    n_spans: list[np.ndarray] = []
-    spans: list[np.ndarray] = []
+    image_batches: list[tuple[Any, ...]] = []
+    ann_batches: list[tuple[np.ndarray, ...]] = []
     for key, first, items in stream_members(
         path, {"images": MdetrImage, "annotations": MdetrAnn}, problems=problems, on_bytes=on_bytes,
         block_size=4 << 20,
+        parallel=Parallel({"images": _image_columns, "annotations": _ann_columns}, workers=WORKERS,
+                          min_bytes=PARALLEL_MIN_BYTES),
     ):
         if first < 0:
             problems.error("not-an-array", path, key, None, f"'{key}' must be a JSON array")
-            continue
-        if key == "images":
-            for i, im in enumerate(items, first):
-                h, w = im.height, im.width
-                if type(h) is not int or type(w) is not int:
-                    h, w = _as_int(h), _as_int(w)  # type: ignore[arg-type]
-                if h is None or w is None or h <= 0 or w <= 0:
-                    problems.error("bad-size", path, f"images[{i}]", "height/width",
-                                   f"not a positive number: {im.height!r} x {im.width!r}")
-                    continue
-                ids.append(im.id)
-                file_names.append(im.file_name)
-                heights.append(h)
-                widths.append(w)
-                captions.append(im.caption)
-            continue
-        n = len(items)
-        ann_img.append(np.fromiter(map(_IMAGE_ID, items), np.int64, n))
-        xywh.append(np.fromiter(chain.from_iterable(map(_BBOX, items)), np.float64, 4 * n).reshape(-1, 4))
-        area.append(np.fromiter(map(_AREA, items), np.float64, n))
-        crowd.append(np.fromiter(map(_CROWD, items), np.int64, n))
-        toks = list(map(_TOKENS, items))
-        n_spans.append(np.fromiter(map(len, toks), np.int64, n))
-        spans.append(np.fromiter(chain.from_iterable(chain.from_iterable(toks)), np.int64).reshape(-1, 2))
-    id_arr = np.asarray(ids, dtype=np.int64)
-    order = np.argsort(id_arr, kind="stable")
-    sorted_ids = id_arr[order]
+        elif key == "annotations":
+            ann_batches.append(items)
+        else:
+            for k, h, w in items[-1]:
+                problems.error("bad-size", path, f"images[{first + k}]", "height/width",
+                               f"not a positive number: {h!r} x {w!r}")
+            image_batches.append(items)
+    ids, file_names, heights, widths, captions, _ = _image_columns([])
+    for batch in image_batches:
+        ids = np.concatenate((ids, batch[0])) if len(ids) else batch[0]
+        for column, part in zip((file_names, heights, widths, captions), batch[1:5], strict=True):
+            column.extend(part)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
     # duplicate ids: the last one wins (pycocotools' dict), at the sorted position
     last = np.ones(len(order), bool)
     if len(order) > 1:
@@ -136,21 +163,39 @@ def read_mdetr(path: str | Path, problems: ProblemLog, on_bytes: OnBytes = None)
     for k in np.flatnonzero(~last).tolist():
         problems.warn("duplicate-image-id", path, "images", "id",
                       f"image id {int(sorted_ids[k])} repeated; the last one is used (as upstream)")
-    order = order[last].tolist()
-    counts = np.concatenate(n_spans) if n_spans else np.zeros(0, np.int64)
+    take = itemgetter(*order[last].tolist()) if last.any() else None
+
+    def reorder(column: list[Any]) -> list[Any]:
+        if take is None:
+            return []
+        return list(take(column)) if last.sum() > 1 else [take(column)]
+
+    ann_img, xywh, positive_area, crowd, counts, spans = _concatenate(ann_batches) if ann_batches else _ann_columns([])
     return MdetrColumns(
         img_ids=sorted_ids[last],
-        file_names=[file_names[i] for i in order],
-        heights=[heights[i] for i in order],
-        widths=[widths[i] for i in order],
-        captions=[captions[i] for i in order],
-        ann_img=np.concatenate(ann_img) if ann_img else np.zeros(0, np.int64),
-        xywh=np.concatenate(xywh) if xywh else np.zeros((0, 4)),
-        area=np.concatenate(area) if area else np.zeros(0),
-        crowd=np.concatenate(crowd) if crowd else np.zeros(0, np.int64),
+        file_names=reorder(file_names),
+        heights=reorder(heights),
+        widths=reorder(widths),
+        captions=reorder(captions),
+        ann_img=ann_img,
+        xywh=xywh,
+        positive_area=positive_area,
+        crowd=crowd,
         span_start=np.concatenate(([0], np.cumsum(counts))),
-        spans=np.concatenate(spans) if spans else np.zeros((0, 2), np.int64),
+        spans=spans,
     )
+
+
+def _concatenate(batches: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
+    """Join the batches' columns one at a time, dropping each column's parts once joined, so
+    the peak is the columns plus one column's parts rather than twice everything."""
+    parts = [list(column) for column in zip(*batches, strict=True)]
+    batches.clear()
+    out = []
+    for k in range(len(parts)):
+        out.append(np.concatenate(parts[k]))
+        parts[k] = []
+    return out
 
 
 def phrase_pieces(caption: str, spans: list[list[int]]) -> list[str]:
@@ -166,11 +211,23 @@ def phrase_pieces(caption: str, spans: list[list[int]]) -> list[str]:
     return pieces
 
 
-_BLOCK = 8192  # images per block: lists are made for one block at a time
+_BLOCK = 4096  # images per block: the unit of work of a formatting worker
+_PARALLEL_MIN_BOXES = 200_000  # below this, formatting in-process is faster than forking
 
 
-def mdetr_records(cols: MdetrColumns, path: Path, problems: ProblemLog, stats: Counter[str]) -> Iterator[dict[str, Any]]:
-    """The VG records of a MDETR file, in ascending image-id order."""
+@dataclass
+class _Plan:
+    """What every record needs, decided for the whole file at once (vectorised)."""
+
+    cols: MdetrColumns
+    kept: list[bool]  # per image (sorted by id)
+    use: np.ndarray  # indices of the annotations that become boxes, grouped by image
+    starts: list[int]  # image i's boxes are use[starts[i]:starts[i + 1]]
+    boxes: np.ndarray  # (n_ann, 4) xyxy, x2/y2 clipped
+
+
+def _plan(cols: MdetrColumns, path: Path, problems: ProblemLog, stats: Counter[str]) -> _Plan:
+    """Upstream's filters on columns; problems are reported here, so blocks only format."""
     n_img = len(cols.img_ids)
     n_ann = len(cols.ann_img)
     if n_img:
@@ -181,12 +238,12 @@ def mdetr_records(cols: MdetrColumns, path: Path, problems: ProblemLog, stats: C
     for i in np.flatnonzero(~known).tolist():
         problems.error("unknown-image", path, "annotations", "image_id",
                        f"image id {int(cols.ann_img[i])} is not in images[]")
-    non_crowd = known & (cols.crowd == 0)
-    stats["dropped:crowd"] += int((known & (cols.crowd != 0)).sum())
+    non_crowd = known & ~cols.crowd
+    stats["dropped:crowd"] += int((known & cols.crowd).sum())
     W = np.asarray(cols.widths, dtype=np.float64)[img_idx] if n_img else np.zeros(n_ann)
     H = np.asarray(cols.heights, dtype=np.float64)[img_idx] if n_img else np.zeros(n_ann)
     xywh = cols.xywh
-    valid = overlaps_image(xywh, W, H) & big_enough(xywh, cols.area)
+    valid = overlaps_image(xywh, W, H) & big_enough(xywh, cols.positive_area)
     not_tiny = (xywh[:, 2] > 1) & (xywh[:, 3] > 1)  # has_valid_annotation's own test
     boxes = np.stack([xywh[:, 0], xywh[:, 1], np.minimum(xywh[:, 0] + xywh[:, 2], W),
                       np.minimum(xywh[:, 1] + xywh[:, 3], H)], axis=1) if n_ann else np.zeros((0, 4))
@@ -212,56 +269,128 @@ def mdetr_records(cols: MdetrColumns, path: Path, problems: ProblemLog, stats: C
                       sp[cols.span_start[g]:cols.span_start[g + 1]].tolist())
     use = np.flatnonzero(in_kept & valid & span_ok)
     use = use[np.argsort(img_idx[use], kind="stable")]  # grouped by image, file order inside
-    starts = np.searchsorted(img_idx[use], np.arange(n_img + 1)).tolist()
     stats["boxes"] += len(use)
-    kept_l = image_kept.tolist()
-    captions = cols.captions
+    return _Plan(cols, image_kept.tolist(), use, np.searchsorted(img_idx[use], np.arange(n_img + 1)).tolist(), boxes)
 
-    for b0 in range(0, n_img, _BLOCK):
-        b1 = min(b0 + _BLOCK, n_img)
-        off = starts[b0]
-        a = use[off:starts[b1]]
-        box_l = boxes[a].tolist()
-        cnt = n_sp[a]
-        ends = np.cumsum(cnt)
-        gather = np.repeat(cols.span_start[a] - (ends - cnt), cnt) + np.arange(int(ends[-1]) if len(ends) else 0)
-        span_l = sp[gather].tolist()
-        span_off = [0, *ends.tolist()]
-        for i in range(b0, b1):
-            if not kept_l[i]:
-                continue
-            caption = captions[i]
-            regions: dict[str, dict[str, Any]] = {}
-            for j in range(starts[i] - off, starts[i + 1] - off):
-                spans = span_l[span_off[j]:span_off[j + 1]]
-                if len(spans) == 1:
-                    s, e = spans[0]
-                    key = phrase = caption[s:e]
-                else:
-                    spans.sort(key=_start)
-                    pieces = phrase_pieces(caption, spans)
-                    key = " ".join(pieces)
-                    phrase = pieces[0] if len(pieces) == 1 else pieces
-                region = regions.get(key)
-                if region is None:
-                    regions[key] = {"bbox": box_l[j], "phrase": phrase, "tokens_positive": spans}
-                    continue
-                bb = region["bbox"]
-                region["bbox"] = [*bb, box_l[j]] if isinstance(bb[0], list) else [bb, box_l[j]]
-                known_spans = region["tokens_positive"]
-                added = [x for x in spans if x not in known_spans]
-                if added:  # upstream drops these: a repeated phrase loses its other mentions
-                    stats["spans-kept-from-repeated-phrase"] += len(added)
-                    known_spans.extend(added)
-                    known_spans.sort(key=_start)
-            stats["images"] += 1
-            stats["regions"] += len(regions)
-            yield {
-                "filename": cols.file_names[i],
-                "height": cols.heights[i],
-                "width": cols.widths[i],
-                "grounding": {"caption": caption, "regions": list(regions.values())},
-            }
+
+@dataclass
+class _BlockSpans:
+    """One block's boxes with their spans sorted and their phrase pieces decided (vectorised).
+
+    Annotation ``j`` of the block (``0 … n-1``, grouped by image) has spans
+    ``spans[span_at[j]:span_at[j + 1]]`` sorted by start (stable, as upstream) and phrase pieces
+    ``caption[piece_start[m]:piece_stop[m]]`` for ``m`` in ``piece_at[j] … piece_at[j + 1] - 1``.
+    A run of spans separated by exactly one space is one piece ``caption[first start:last end]``,
+    which is what :func:`phrase_pieces` builds by concatenation.
+    """
+
+    b0: int
+    b1: int
+    off: int  # the block's first box in ``plan.use``
+    image_of: np.ndarray
+    spans: np.ndarray
+    span_at: np.ndarray
+    piece_start: np.ndarray
+    piece_stop: np.ndarray
+    piece_at: np.ndarray
+
+
+def _block_spans(plan: _Plan, b0: int) -> _BlockSpans:
+    cols, starts = plan.cols, plan.starts
+    b1 = min(b0 + _BLOCK, len(plan.kept))
+    off = starts[b0]
+    a = plan.use[off:starts[b1]]
+    n = len(a)
+    first = cols.span_start[a]
+    cnt = cols.span_start[a + 1] - first
+    span_end = np.cumsum(cnt)
+    total = int(span_end[-1]) if n else 0
+    owner = np.repeat(np.arange(n), cnt)
+    sp = cols.spans[np.repeat(first - (span_end - cnt), cnt) + np.arange(total)]
+    sp = sp[np.argsort(owner * (int(sp[:, 1].max(initial=0)) + 1) + sp[:, 0], kind="stable")]
+    image_of = np.repeat(np.arange(b0, b1), np.diff(starts[b0:b1 + 1]))
+    # span k continues the piece of span k-1 when k-1 ends one character before a space
+    new_piece = np.ones(total, bool)
+    if total > 1:
+        candidate = np.flatnonzero((owner[1:] == owner[:-1]) & (sp[:-1, 1] + 1 == sp[1:, 0])) + 1
+        captions = cols.captions
+        for k, at, img in zip(candidate.tolist(), sp[candidate, 0].tolist(),
+                              image_of[owner[candidate]].tolist(), strict=True):
+            if captions[img][at - 1] == " ":
+                new_piece[k] = False
+    piece_first = np.flatnonzero(new_piece)
+    piece_last = np.append(piece_first[1:], total)[:len(piece_first)] - 1
+    n_pieces = np.bincount(owner[piece_first], minlength=n)
+    return _BlockSpans(
+        b0, b1, off, image_of, sp, np.concatenate(([0], span_end)), sp[piece_first, 0], sp[piece_last, 1],
+        np.concatenate(([0], np.cumsum(n_pieces))),
+    )
+
+
+def _block(plan: _Plan, b0: int) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """The records of images ``b0 … b0 + _BLOCK - 1`` (those kept), and what they counted."""
+    bs = _block_spans(plan, b0)
+    stats: Counter[str] = Counter()
+    out = _records(plan, bs, [i for i in range(bs.b0, bs.b1) if plan.kept[i]], stats)
+    return out, stats
+
+
+def _records(plan: _Plan, bs: _BlockSpans, images: list[int], stats: Counter[str]) -> list[dict[str, Any]]:
+    """The records of some images of a block, as dicts: upstream's algorithm, spans kept."""
+    cols, starts, off = plan.cols, plan.starts, bs.off
+    box_l = plan.boxes[plan.use[off:starts[bs.b1]]].tolist()
+    span_l = bs.spans.tolist()
+    span_at = bs.span_at.tolist()
+    piece_start, piece_stop, piece_at = bs.piece_start.tolist(), bs.piece_stop.tolist(), bs.piece_at.tolist()
+    out: list[dict[str, Any]] = []
+    for i in images:
+        caption = cols.captions[i]
+        regions: dict[str, dict[str, Any]] = {}
+        for j in range(starts[i] - off, starts[i + 1] - off):
+            k, k_end = piece_at[j], piece_at[j + 1]
+            if k_end - k == 1:
+                key = phrase = caption[piece_start[k]:piece_stop[k]]
+            else:
+                phrase = [caption[piece_start[m]:piece_stop[m]] for m in range(k, k_end)]
+                key = " ".join(phrase)
+            region = regions.get(key)
+            if region is None:
+                regions[key] = {"bbox": box_l[j], "phrase": phrase, "tokens_positive": span_l[span_at[j]:span_at[j + 1]]}
+            else:
+                _merge(region, box_l[j], span_l[span_at[j]:span_at[j + 1]], stats)
+        stats["regions"] += len(regions)
+        out.append({
+            "filename": cols.file_names[i],
+            "height": cols.heights[i],
+            "width": cols.widths[i],
+            "grounding": {"caption": caption, "regions": list(regions.values())},
+        })
+    stats["images"] += len(out)
+    return out
+
+
+def _merge(region: dict[str, Any], box: list[float], spans: list[list[int]], stats: Counter[str]) -> None:
+    """A later mention of a region's phrase: upstream adds its box; its spans are kept here too."""
+    bb = region["bbox"]
+    region["bbox"] = [*bb, box] if isinstance(bb[0], list) else [bb, box]
+    known_spans = region["tokens_positive"]
+    added = [x for x in spans if x not in known_spans]
+    if added:  # upstream drops these: a repeated phrase loses its other mentions
+        stats["spans-kept-from-repeated-phrase"] += len(added)
+        known_spans.extend(added)
+        known_spans.sort(key=_start)
+
+
+def _jsonl_block(plan: _Plan, b0: int) -> tuple[bytes, int, Counter[str]]:
+    """A block's records as JSON Lines (exactly what :class:`~odvgkit.io.jsonl.JsonlWriter` writes).
+
+    (A variant that grouped phrases by vectorised substring hashes and assembled the JSON from
+    byte pieces measured no faster: the per-box cost is Python's either way.)
+    """
+    with gc_paused():
+        records, stats = _block(plan, b0)
+        dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        return b"".join([dumps(r, option=newline) for r in records]), len(records), stats
 
 
 def _start(span: list[int]) -> int:
@@ -282,17 +411,32 @@ def _span_problem(problems: ProblemLog, path: Path, image_id: int, caption: str,
 def goldg_to_odvg(path: str | Path, problems: ProblemLog | None = None, on_bytes: OnBytes = None) -> Conversion:
     """A MDETR grounding json (GQA, Flickr30k, COCO-mixed, RefCOCO finetune) → ODVG VG records.
 
-    The input is parsed when the returned records are first iterated.
+    Records come in ascending image-id order. The input is parsed when the returned records (or
+    JSON Lines chunks) are first iterated; large inputs are formatted on both cores.
     """
     path = Path(path)
     problems = problems if problems is not None else ProblemLog()
     stats: Counter[str] = Counter()
 
-    def records() -> Iterator[dict[str, Any]]:
-        cols = read_mdetr(path, problems, on_bytes)
-        yield from mdetr_records(cols, path, problems, stats)
+    def plan() -> _Plan:
+        return _plan(read_mdetr(path, problems, on_bytes), path, problems, stats)
 
-    return Conversion(records=records(), label_map=None, stats=stats)
+    def records() -> Iterator[dict[str, Any]]:
+        p = plan()
+        for b0 in range(0, len(p.kept), _BLOCK):
+            with gc_paused():
+                out, counted = _block(p, b0)
+            stats.update(counted)
+            yield from out
+
+    def jsonl_chunks() -> Iterator[tuple[bytes, int]]:
+        p = plan()
+        workers = WORKERS if len(p.use) >= _PARALLEL_MIN_BOXES else 1
+        for chunk, count, counted in ordered_map(partial(_jsonl_block, p), range(0, len(p.kept), _BLOCK), workers):
+            stats.update(counted)
+            yield chunk, count
+
+    return Conversion(records=records(), label_map=None, stats=stats, jsonl_chunks=jsonl_chunks())
 
 
 class _MixedImage(msgspec.Struct, gc=False):

@@ -26,6 +26,7 @@ import orjson
 
 from odvgkit.convert import coco
 from odvgkit.convert._boxes import big_enough, overlaps_image, to_xyxy
+from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS
 from odvgkit.convert._stream import OnBytes
 from odvgkit.convert.base import Conversion
 from odvgkit.convert.coco import CocoAnnotation, Columns, annotation_columns
@@ -81,8 +82,8 @@ def lvis_conversion(path: str | Path, problems: ProblemLog | None = None, on_byt
     for key, first, items in stream_members(
         path, {"images": LvisImage, "annotations": CocoAnnotation, "categories": Category},
         problems=problems, on_bytes=on_bytes,
-        parallel=Parallel(frozenset({"annotations"}), annotation_columns, workers=coco.WORKERS,
-                          min_bytes=coco.PARALLEL_MIN_BYTES),
+        parallel=Parallel({"annotations": annotation_columns}, workers=WORKERS,
+                          min_bytes=PARALLEL_MIN_BYTES),
     ):
         if first < 0:
             raise OdvgError(f"{path}: {key}: must be a JSON array")

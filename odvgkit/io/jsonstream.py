@@ -27,6 +27,7 @@ from typing import IO, Any
 
 import msgspec
 
+from odvgkit._memory import gc_paused
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io.jsonl import open_binary
 
@@ -132,14 +133,13 @@ class Parallel:
 
     The main process still reads the file and finds the batch boundaries (a cheap syntax-only
     decode); a worker re-reads that byte range from the page cache, decodes it into the typed
-    elements and applies ``transform`` (a picklable, module-level function) so that only its
-    compact result (e.g. NumPy columns) travels back. Results come back in file order. For those
-    keys ``stream_members`` yields ``transform(items)`` instead of ``items`` — also when it falls
-    back to decoding in-process (gzip input, small files).
+    elements and applies the member's transform (a picklable, module-level function) so that only
+    its compact result (e.g. NumPy columns) travels back. Results come back in file order. For
+    the members in ``transforms`` ``stream_members`` yields ``transform(items)`` instead of
+    ``items`` — also when it falls back to decoding in-process (gzip input, small files).
     """
 
-    keys: frozenset[str]
-    transform: Callable[[list[Any]], Any]
+    transforms: Mapping[str, Callable[[list[Any]], Any]]
     workers: int = 2
     min_bytes: int = 64 << 20  # below this, forking workers costs more than it saves
 
@@ -180,8 +180,9 @@ def _decode_range(
         body = fh.read(end - start)
     payload = b"[" + body + b"]"
     try:
-        items = msgspec.json.decode(payload, type=list[etype])
-        return transform(items), len(items), []
+        with gc_paused():
+            items = msgspec.json.decode(payload, type=list[etype])
+            return transform(items), len(items), []
     except msgspec.ValidationError:
         raws = msgspec.json.decode(payload, type=list[msgspec.Raw])
     items, bad = _decode_items(payload, "", 0, etype, keep_invalid, raws)
@@ -248,7 +249,7 @@ def stream_members(
             key = _read_key(buf)
             buf.expect(b":", f"after key {key!r}")
             etype = element_types.get(key, default_type)
-            transform = parallel.transform if parallel is not None and key in parallel.keys else None
+            transform = parallel.transforms.get(key) if parallel is not None else None
             if buf.peek() == ord("["):
                 if transform is not None and use_pool:
                     if pool is None:
@@ -510,7 +511,8 @@ def _decode_batch(
         payload = b"[" + data[start : cut + 1] + b"]"
         try:
             try:
-                items = decoder.decode(payload)
+                with gc_paused():
+                    items = decoder.decode(payload)
             except msgspec.ValidationError:
                 raws = raw_decoder.decode(payload)  # syntax first: the cut may still be wrong
                 items, bad = _decode_items(payload, key, index, item_decoder_type, keep_invalid, raws)

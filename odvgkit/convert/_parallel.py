@@ -1,0 +1,65 @@
+"""Use both cores: decode (see :class:`~odvgkit.io.jsonstream.Parallel`) and format in workers.
+
+The converters first turn a file into NumPy columns and a plan (which boxes go to which image),
+then format records block by block. Formatting is pure Python per record, so on a 2-core machine
+it runs in forked worker processes: a fork inherits the plan copy-on-write, nothing is pickled on
+the way in, and only the finished JSON Lines bytes come back, in block order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TypeVar
+
+from odvgkit._memory import trim_heap
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+def _usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# Two workers: with more, the main process (cutting the file, writing the output) is the bottleneck.
+WORKERS = min(2, _usable_cpus())
+PARALLEL_MIN_BYTES = 64 << 20  # smaller inputs: forking costs more than it saves
+
+_TASKS: dict[int, Callable[[Any], Any]] = {}
+_tokens = itertools.count()
+
+
+def _run(token: int, arg: Any) -> Any:
+    return _TASKS[token](arg)
+
+
+def ordered_map(fn: Callable[[A], R], args: Iterable[A], workers: int = WORKERS, ahead: int = 2) -> Iterator[R]:
+    """``map(fn, args)`` computed in forked workers, results yielded in order of ``args``.
+
+    ``fn`` may be a closure: the workers are forked after it is registered, so it is never
+    pickled (its arguments and results are). At most ``ahead * workers`` results are in flight,
+    which bounds memory. With ``workers < 2`` this is plain ``map``.
+    """
+    if workers < 2:
+        yield from map(fn, args)
+        return
+    token = next(_tokens)
+    _TASKS[token] = fn
+    trim_heap()  # the workers start as copies of this process: as small as it can be
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    pending: deque[Future[R]] = deque()
+    try:
+        for arg in args:
+            pending.append(pool.submit(_run, token, arg))
+            if len(pending) >= ahead * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        del _TASKS[token]
