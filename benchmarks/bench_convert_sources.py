@@ -29,6 +29,7 @@ import numpy as np
 import orjson
 
 HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parents[1] / "tests"))  # the independent upstream ports live in tests/reference
 
 # ---------------------------------------------------------------------------------------------
 # generated inputs (deterministic)
@@ -203,65 +204,12 @@ def upstream_lvis(inp: str, out: str) -> None:
 
 
 def upstream_goldg(inp: str, out: str) -> None:
-    import contextlib
-    import io
-
     import jsonlines
-    from pycocotools.coco import COCO
+    from reference.upstream_goldg2odvg import upstream_goldg2odvg
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO(inp)
-    ids = sorted(coco.imgs.keys())
-    out_results = []
-    for img_id in ids:
-        img_info = coco.loadImgs(img_id)[0]
-        ann_ids = coco.getAnnIds(imgIds=img_id, iscrowd=0)
-        annos = coco.loadAnns(ann_ids)
-        if len(annos) == 0 or all(any(o <= 1 for o in a["bbox"][2:]) for a in annos):
-            continue
-        file_name = img_info["file_name"]
-        caption = img_info["caption"]
-        regions = {}
-        for anno in annos:
-            box = anno["bbox"]
-            tokens_positive = anno["tokens_positive"]
-            x1, y1, w, h = box
-            inter_w = max(0, min(x1 + w, int(img_info["width"])) - max(x1, 0))
-            inter_h = max(0, min(y1 + h, int(img_info["height"])) - max(y1, 0))
-            if inter_w * inter_h == 0:
-                continue
-            if anno["area"] <= 0 or w < 1 or h < 1:
-                continue
-            if anno.get("iscrowd", False):
-                continue
-            bbox_xyxy = [x1, y1, min(x1 + w, int(img_info["width"])), min(y1 + h, int(img_info["height"]))]
-            tokens_positive = sorted(tokens_positive, key=lambda x: x[0])
-            phrase, pre_end_index = [], -10
-            for token in tokens_positive:
-                start_index, end_index = token
-                if pre_end_index + 1 == start_index:
-                    if caption[token[0] - 1] == " ":
-                        phrase[-1] += " " + caption[token[0]:token[1]]
-                    else:
-                        phrase.append(caption[token[0]:token[1]])
-                else:
-                    phrase.append(caption[token[0]:token[1]])
-                pre_end_index = end_index
-            key = " ".join(phrase)
-            if key not in regions:
-                regions[key] = {"bbox": bbox_xyxy, "phrase": phrase, "tokens_positive": tokens_positive}
-            else:
-                old = regions[key]["bbox"]
-                regions[key]["bbox"] = [*old, bbox_xyxy] if isinstance(old[0], list) else [old, bbox_xyxy]
-        region_list = []
-        for value in regions.values():
-            phrase = value["phrase"]
-            region_list.append({"bbox": value["bbox"], "phrase": phrase[0] if len(phrase) == 1 else phrase,
-                                "tokens_positive": value["tokens_positive"]})
-        out_results.append({"filename": file_name, "height": int(img_info["height"]), "width": int(img_info["width"]),
-                            "grounding": {"caption": caption, "regions": region_list}})
+    records = upstream_goldg2odvg(inp)
     with jsonlines.open(out, mode="w") as writer:
-        writer.write_all(out_results)
+        writer.write_all(records)
 
 
 def upstream_openimages(root: str, out: str) -> None:

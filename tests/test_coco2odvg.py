@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -14,17 +13,12 @@ from typing import Any
 
 import orjson
 import pytest
+from reference import upstream_coco2odvg as upstream
 
 from odvgkit.convert import coco as coco_mod
 from odvgkit.convert.coco import coco_to_odvg
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io import iter_records
-
-_ref_path = Path(__file__).parent / "reference" / "upstream_coco2odvg.py"
-_spec = importlib.util.spec_from_file_location("upstream_coco2odvg", _ref_path)
-assert _spec and _spec.loader
-upstream = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(upstream)
 
 
 def _write(path: Path, data: Any) -> Path:

@@ -1,8 +1,11 @@
 """MDETR grounding json (GoldG: GQA/VG mixed, Flickr30k separateGT, COCO-2014 mixed) → ODVG VG.
 
-Upstream ``goldg2odvg.py`` (upstream-converters.md §3.7), streamed and vectorised:
+Upstream ``goldg2odvg.py`` (upstream-converters.md §3.7), streamed, vectorised and on both cores:
 
-* annotations are parsed into columns (numpy), never into dicts, and grouped per image once;
+* images and annotations are decoded into columns (numpy) in worker processes, never into dicts;
+  upstream's filters, the span sorting and the phrase pieces are decided on whole columns;
+* records are then built block by block — in forked workers for large files — and the only
+  per-box Python left is the merge of regions by phrase text;
 * records come in ascending image-id order (upstream's ``sorted(coco.imgs)``), so outputs agree;
 * an image is kept when it has a non-crowd annotation and not every such box is ``<= 1`` px wide or
   high (upstream's ``has_valid_annotation``); boxes then pass the §2 chain and get x2/y2 clipped to
@@ -198,19 +201,6 @@ def _concatenate(batches: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
     return out
 
 
-def phrase_pieces(caption: str, spans: list[list[int]]) -> list[str]:
-    """Upstream's phrase text: adjacent spans separated by one space are joined into one piece."""
-    pieces: list[str] = []
-    pre_end = -10
-    for start, end in spans:
-        if pre_end + 1 == start and caption[start - 1] == " ":
-            pieces[-1] = pieces[-1] + " " + caption[start:end]
-        else:
-            pieces.append(caption[start:end])
-        pre_end = end
-    return pieces
-
-
 _BLOCK = 4096  # images per block: the unit of work of a formatting worker
 _PARALLEL_MIN_BOXES = 200_000  # below this, formatting in-process is faster than forking
 
@@ -280,8 +270,9 @@ class _BlockSpans:
     Annotation ``j`` of the block (``0 … n-1``, grouped by image) has spans
     ``spans[span_at[j]:span_at[j + 1]]`` sorted by start (stable, as upstream) and phrase pieces
     ``caption[piece_start[m]:piece_stop[m]]`` for ``m`` in ``piece_at[j] … piece_at[j + 1] - 1``.
-    A run of spans separated by exactly one space is one piece ``caption[first start:last end]``,
-    which is what :func:`phrase_pieces` builds by concatenation.
+    Upstream walks the sorted spans and appends a span to the previous piece (with one space)
+    when it starts one character after the previous span's end and that character is a space;
+    so a piece is always ``caption[first start:last end]`` of its run of spans.
     """
 
     b0: int

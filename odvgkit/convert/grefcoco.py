@@ -6,6 +6,8 @@ gRefCOCO (§3.8): no-target expressions vanish (``iscrowd: -1``). Here:
 * one record per (expression, sentence) of the chosen split, in file order;
 * the referring expression is the caption and its one region (``tokens_positive`` = the whole
   caption); a **multi-target** expression keeps all its boxes as one region with a list of boxes;
+* a crowd annotation among the targets is skipped, as the official loaders (``grefer``'s masks,
+  ReLA's dataset) do;
 * **no-target** expressions (``no_target: true`` / ``ann_id: [-1]``) become records with
   ``"regions": []`` and ``"no_target": true`` — the form the gRefCOCO evaluator scores (an empty
   prediction is right) — written only where asked (excluded from training output by default);
@@ -56,6 +58,7 @@ class _Ann(msgspec.Struct, gc=False):
     image_id: int
     bbox: tuple[float, float, float, float]
     area: float = 1.0
+    iscrowd: int = 0
 
 
 def read_grefs(path: Path) -> list[GRef]:
@@ -127,8 +130,12 @@ def _records(
                 problems.error("unknown-annotation", path, f"[{r}]", "ann_id",
                                f"annotation {missing[0]} is not in instances.json")
                 continue
-            xywh = np.array([anns[a].bbox for a in ann_ids], dtype=np.float64)
-            area = np.array([anns[a].area for a in ann_ids], dtype=np.float64)
+            crowd = [a for a in ann_ids if anns[a].iscrowd]
+            if crowd:  # the official gRefCOCO loaders (grefer masks, ReLA) skip crowd targets too
+                stats["dropped:crowd-target"] += len(crowd)
+                ann_ids = [a for a in ann_ids if not anns[a].iscrowd]
+            xywh = np.array([anns[a].bbox for a in ann_ids], dtype=np.float64).reshape(-1, 4)
+            area = np.array([anns[a].area for a in ann_ids], dtype=np.float64).reshape(-1)
             ok = overlaps_image(xywh, np.float64(img.width), np.float64(img.height)) & big_enough(xywh, area)
             stats["dropped:invalid-box"] += int((~ok).sum())
             boxes = [[x, y, x + w, y + h] for (x, y, w, h) in xywh[ok].tolist()]

@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import json
 
-from odvgkit.convert.goldg import goldg_to_odvg, phrase_pieces
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reference.upstream_goldg2odvg import upstream_goldg2odvg
+
+from odvgkit.convert import goldg
+from odvgkit.convert.goldg import goldg_to_odvg
 from odvgkit.errors import ProblemLog
+from odvgkit.io.jsonl import JsonlWriter
 
 CAPTION_1 = "the building near the building."
 CAPTION_2 = "blue-green boat and a café"
@@ -76,10 +83,75 @@ def test_goldg_records_match_hand_derived(tmp_path, dump, read_jsonl, cli):
     assert summary["spans-kept-from-repeated-phrase"] == 1
 
 
-def test_phrase_pieces_joins_space_separated_neighbours():
-    assert phrase_pieces("red shirt man", [[0, 3], [4, 9]]) == ["red shirt"]
-    assert phrase_pieces("blue-green boat.", [[0, 4], [5, 10], [11, 15]]) == ["blue", "green boat"]
-    assert phrase_pieces("a b", [[0, 1]]) == ["a"]
+WORDS = ["man", "red", "shirt", "dog", "café", "the", "a", "blue-green", "Ünïcode", "\"quoted\"", "back\\slash"]
+
+
+@st.composite
+def mdetr_documents(draw: st.DrawFn) -> dict:
+    """Captions with repeated words and separators other than one space; boxes whose spans are
+    unsorted, adjacent, overlapping, repeated; crowd, tiny and outside boxes; string sizes."""
+    images, anns = [], []
+    n_images = draw(st.integers(1, 6))
+    for img_id in draw(st.permutations(range(100, 100 + n_images))):
+        words = draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=8))
+        seps = draw(st.lists(st.sampled_from([" ", "  ", "-", ", "]), min_size=len(words), max_size=len(words)))
+        caption, spans = "", []
+        for word, sep in zip(words, seps, strict=True):
+            spans.append([len(caption), len(caption) + len(word)])
+            caption += word + sep
+        w, h = draw(st.integers(2, 60)), draw(st.integers(2, 60))
+        images.append({"id": img_id, "file_name": f"{img_id}.jpg", "caption": caption,
+                       "width": str(w) if draw(st.booleans()) else w, "height": h})
+        for _ in range(draw(st.integers(0, 6))):
+            chosen = draw(st.lists(st.sampled_from(spans), min_size=1, max_size=3))
+            x, y = draw(st.integers(-5, w)), draw(st.integers(-5, h))
+            bw, bh = draw(st.sampled_from([0.5, 1, 1.5, 3, 10, 40.25])), draw(st.sampled_from([0.5, 1, 2, 7, 40]))
+            anns.append({"id": len(anns) + 1, "image_id": img_id, "category_id": 1, "bbox": [x, y, bw, bh], "area": bw * bh,
+                         "iscrowd": draw(st.sampled_from([0, 0, 0, 1])), "tokens_positive": chosen})
+    return {"info": {}, "images": images, "annotations": draw(st.permutations(anns)), "categories": []}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=mdetr_documents())
+def test_goldg_matches_upstream_port_with_spans_kept(tmp_path, doc):
+    src = tmp_path / "doc.json"
+    src.write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+    ours = list(goldg_to_odvg(src).records)
+    assert ours == upstream_goldg2odvg(str(src), keep_spans=True)
+    plain = upstream_goldg2odvg(str(src))
+    for a, b in zip(ours, plain, strict=True):  # only the spans of repeated phrases differ
+        for ra, rb in zip(a["grounding"]["regions"], b["grounding"]["regions"], strict=True):
+            assert ra["tokens_positive"][:0] == [] and all(x in ra["tokens_positive"] for x in rb["tokens_positive"])
+            assert (ra["bbox"], ra["phrase"]) == (rb["bbox"], rb["phrase"])
+
+
+def test_goldg_parallel_jsonl_is_byte_identical_to_records(tmp_path, dump, monkeypatch):
+    """The CLI's path (blocks formatted in 2 forked workers) writes exactly what the records give."""
+    doc = json.loads(_mdetr(dump, tmp_path / "hand").read_text("utf-8"))
+    for k in range(40):  # enough images for several blocks
+        doc["images"].append({"id": 1000 + k, "file_name": f"x{k}.jpg", "caption": "red shirt man, red dog",
+                              "width": 50, "height": 40})
+        doc["annotations"] += [
+            {"image_id": 1000 + k, "bbox": [k, 1.5, 9.25, 3], "area": 27.75, "iscrowd": 0, "tokens_positive": [[0, 3], [4, 9]]},
+            {"image_id": 1000 + k, "bbox": [2, 3, 4, 5], "area": 20, "iscrowd": 0, "tokens_positive": [[15, 18]]},
+        ]
+    src = tmp_path / "doc.json"
+    src.write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+    monkeypatch.setattr(goldg, "_BLOCK", 7)
+    monkeypatch.setattr(goldg, "_PARALLEL_MIN_BOXES", 0)
+    monkeypatch.setattr(goldg, "WORKERS", 2)
+    fast = goldg_to_odvg(src)
+    chunks = list(fast.jsonl_chunks)
+    assert len(chunks) > 5
+    slow = goldg_to_odvg(src)
+    writer = JsonlWriter(tmp_path / "records.jsonl")
+    for rec in slow.records:
+        writer.write(rec)
+    writer.close()
+    assert b"".join(c for c, _ in chunks) == (tmp_path / "records.jsonl").read_bytes()
+    assert sum(n for _, n in chunks) == writer.count
+    assert fast.stats == slow.stats and fast.stats["images"] == writer.count
+    assert orjson.loads(chunks[-1][0].splitlines()[-1])["grounding"]["regions"][0]["phrase"] == "red shirt"
 
 
 def test_goldg_bad_spans_and_unknown_images_are_one_line_errors(tmp_path, dump, cli):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 REFS = [
     {"ref_id": 1, "image_id": 1, "split": "train", "ann_id": [10, 11], "category_id": [18, 18], "no_target": False,
      "file_name": "COCO_train2014_000000000001_1.jpg",
@@ -64,3 +66,27 @@ def test_grefcoco_bad_references(tmp_path, dump, cli):
     assert "[0]: ann_id: annotation 77 is not in instances.json" in r.stderr
     r = cli("convert", "grefcoco2odvg", grefs, inst, "--split", "testC", "-o", tmp_path / "o.jsonl")
     assert r.returncode == 1 and "no refs with split 'testC' (splits: train)" in r.stderr
+
+
+def test_grefcoco_crowd_targets_and_scalar_ann_id(tmp_path, dump, read_jsonl, cli):
+    """``ann_id`` may be a bare int (grefer's ``_toList``); crowd targets are skipped as the official
+    loaders skip them; an expression left with only crowd targets has no training record."""
+    instances = {**INSTANCES, "annotations": [*INSTANCES["annotations"],
+                 {"id": 12, "image_id": 1, "bbox": [0, 0, 100, 90], "area": 9000, "iscrowd": 1, "category_id": 18}]}
+    refs = [
+        {"ref_id": 4, "image_id": 1, "split": "train", "ann_id": 11, "category_id": 18,
+         "sentences": [{"sent": "right dog", "raw": "right dog", "sent_id": 9, "tokens": ["right", "dog"]}]},
+        {"ref_id": 5, "image_id": 1, "split": "train", "ann_id": [10, 12], "category_id": [18, 18],
+         "sentences": [{"sent": "dogs", "raw": "dogs", "sent_id": 10, "tokens": ["dogs"]}]},
+        {"ref_id": 6, "image_id": 1, "split": "train", "ann_id": [12], "category_id": [18],
+         "sentences": [{"sent": "crowd", "raw": "crowd", "sent_id": 11, "tokens": ["crowd"]}]},
+    ]
+    grefs = dump(tmp_path / "grefs(unc).json", refs)
+    inst = dump(tmp_path / "instances.json", instances)
+    r = cli("convert", "grefcoco2odvg", grefs, inst, "-o", tmp_path / "o.jsonl", "--json")
+    assert r.returncode == 0, r.stderr
+    recs = read_jsonl(tmp_path / "o.jsonl")
+    assert [(x["ref_id"], x["grounding"]["regions"][0]["bbox"]) for x in recs] == [(4, DOGS[1]), (5, DOGS[0])]
+    summary = json.loads(r.stdout)
+    assert summary["dropped:crowd-target"] == 2
+    assert summary["dropped:expression-without-valid-box"] == 1

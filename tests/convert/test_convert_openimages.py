@@ -80,3 +80,26 @@ def test_openimages_bad_inputs(tmp_path, jpeg, cli):
         "(header: ImageID,Source,LabelName,XMin,XMax)"
     ]
     assert not (tmp_path / "o2.jsonl").exists()
+
+
+def test_openimages_bad_values_name_line_and_column(tmp_path, jpeg, read_jsonl, cli):
+    rows = (
+        "aaa,x,/m/01,1,0.1,abc,0.2,0.6,0,1,0,0,0\n"  # line 2: XMax not a number
+        "aaa,x,/m/01,1,0.1,0.5,,0.6,0,1,0,0,0\n"  # line 3: YMin empty
+        "aaa,x,/m/02,1,0.1,0.5,0.2,0.6,-1,1,0,,0\n"  # kept; unknown/empty flags left out
+    )
+    ann, imgs = _dataset(tmp_path, jpeg, rows)
+    r = cli("convert", "openimages2odvg", ann, "--images-root", imgs, "-o", tmp_path / "o.jsonl")
+    assert r.returncode == 1
+    assert "oidv6-train-annotations-bbox.csv:2: XMax: not a number: 'abc'" in r.stderr
+    assert "oidv6-train-annotations-bbox.csv:3: YMin: empty" in r.stderr
+    (rec,) = read_jsonl(tmp_path / "o.jsonl")
+    assert rec["detection"]["instances"] == [{"bbox": [20.0, 20.0, 100.0, 60.0], "label": 1, "category": "Dog, big",
+                                              "is_group_of": False, "is_truncated": True, "is_inside": False}]
+    short = tmp_path / "short"
+    short.mkdir()
+    ann2, _ = _dataset(short, jpeg, "aaa,x,/m/01,1,0.1,0.5,0.2,0.6,0,1,0,0,0\naaa,x,/m/01\n")
+    r = cli("convert", "openimages2odvg", ann2, "--images-root", imgs, "-o", tmp_path / "o2.jsonl")
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        f"odvgkit: error: {ann2 / 'oidv6-train-annotations-bbox.csv'}:3: expected 13 columns, got 3"]
