@@ -32,7 +32,7 @@ import msgspec
 import numpy as np
 import orjson
 
-from odvgkit._memory import gc_paused
+from odvgkit._memory import gc_paused, trim_heap
 from odvgkit.convert._boxes import big_enough, overlaps_image
 from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS, ordered_map
 from odvgkit.convert._stream import OnBytes
@@ -203,17 +203,24 @@ def _concatenate(batches: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
 
 _BLOCK = 4096  # images per block: the unit of work of a formatting worker
 _PARALLEL_MIN_BOXES = 200_000  # below this, formatting in-process is faster than forking
+_CHUNK = 1 << 16  # annotations per step of the vectorised box tests
 
 
 @dataclass
 class _Plan:
-    """What every record needs, decided for the whole file at once (vectorised)."""
+    """What every record needs, decided for the whole file at once (vectorised). Only this is
+    kept (the box columns are dropped): forked formatting workers start as copies of it."""
 
-    cols: MdetrColumns
-    kept: list[bool]  # per image (sorted by id)
+    file_names: list[str]  # per image (sorted by id)
+    heights: list[int]
+    widths: list[int]
+    captions: list[str]
+    kept: list[bool]
+    span_start: np.ndarray  # per annotation, as in MdetrColumns
+    spans: np.ndarray
     use: np.ndarray  # indices of the annotations that become boxes, grouped by image
     starts: list[int]  # image i's boxes are use[starts[i]:starts[i + 1]]
-    boxes: np.ndarray  # (n_ann, 4) xyxy, x2/y2 clipped
+    boxes: np.ndarray  # (len(use), 4) xyxy, x2/y2 clipped, aligned with ``use``
 
 
 def _plan(cols: MdetrColumns, path: Path, problems: ProblemLog, stats: Counter[str]) -> _Plan:
@@ -230,13 +237,14 @@ def _plan(cols: MdetrColumns, path: Path, problems: ProblemLog, stats: Counter[s
                        f"image id {int(cols.ann_img[i])} is not in images[]")
     non_crowd = known & ~cols.crowd
     stats["dropped:crowd"] += int((known & cols.crowd).sum())
-    W = np.asarray(cols.widths, dtype=np.float64)[img_idx] if n_img else np.zeros(n_ann)
-    H = np.asarray(cols.heights, dtype=np.float64)[img_idx] if n_img else np.zeros(n_ann)
+    widths = np.asarray(cols.widths, dtype=np.float64) if n_img else np.zeros(1)
+    heights = np.asarray(cols.heights, dtype=np.float64) if n_img else np.zeros(1)
     xywh = cols.xywh
-    valid = overlaps_image(xywh, W, H) & big_enough(xywh, cols.positive_area)
+    valid = np.empty(n_ann, bool)
+    for lo in range(0, n_ann, _CHUNK):  # in chunks: the box tests' temporaries stay small
+        part, idx = slice(lo, lo + _CHUNK), img_idx[lo:lo + _CHUNK]
+        valid[part] = overlaps_image(xywh[part], widths[idx], heights[idx]) & big_enough(xywh[part], cols.positive_area[part])
     not_tiny = (xywh[:, 2] > 1) & (xywh[:, 3] > 1)  # has_valid_annotation's own test
-    boxes = np.stack([xywh[:, 0], xywh[:, 1], np.minimum(xywh[:, 0] + xywh[:, 2], W),
-                      np.minimum(xywh[:, 1] + xywh[:, 3], H)], axis=1) if n_ann else np.zeros((0, 4))
     # spans checked against the caption length, all at once
     n_sp = np.diff(cols.span_start)
     cap_len = np.fromiter(map(len, cols.captions), np.int64, n_img)[img_idx] if n_img else np.zeros(n_ann, np.int64)
@@ -260,7 +268,13 @@ def _plan(cols: MdetrColumns, path: Path, problems: ProblemLog, stats: Counter[s
     use = np.flatnonzero(in_kept & valid & span_ok)
     use = use[np.argsort(img_idx[use], kind="stable")]  # grouped by image, file order inside
     stats["boxes"] += len(use)
-    return _Plan(cols, image_kept.tolist(), use, np.searchsorted(img_idx[use], np.arange(n_img + 1)).tolist(), boxes)
+    kept_img = img_idx[use]
+    boxes = xywh[use]  # → [x1, y1, min(x1 + w, W), min(y1 + h, H)] in place
+    boxes[:, 2:] += boxes[:, :2]
+    np.minimum(boxes[:, 2], widths[kept_img], out=boxes[:, 2])
+    np.minimum(boxes[:, 3], heights[kept_img], out=boxes[:, 3])
+    return _Plan(cols.file_names, cols.heights, cols.widths, cols.captions, image_kept.tolist(), cols.span_start, sp,
+                 use, np.searchsorted(kept_img, np.arange(n_img + 1)).tolist(), boxes)
 
 
 @dataclass
@@ -287,24 +301,24 @@ class _BlockSpans:
 
 
 def _block_spans(plan: _Plan, b0: int) -> _BlockSpans:
-    cols, starts = plan.cols, plan.starts
+    starts = plan.starts
     b1 = min(b0 + _BLOCK, len(plan.kept))
     off = starts[b0]
     a = plan.use[off:starts[b1]]
     n = len(a)
-    first = cols.span_start[a]
-    cnt = cols.span_start[a + 1] - first
+    first = plan.span_start[a]
+    cnt = plan.span_start[a + 1] - first
     span_end = np.cumsum(cnt)
     total = int(span_end[-1]) if n else 0
     owner = np.repeat(np.arange(n), cnt)
-    sp = cols.spans[np.repeat(first - (span_end - cnt), cnt) + np.arange(total)]
+    sp = plan.spans[np.repeat(first - (span_end - cnt), cnt) + np.arange(total)]
     sp = sp[np.argsort(owner * (int(sp[:, 1].max(initial=0)) + 1) + sp[:, 0], kind="stable")]
     image_of = np.repeat(np.arange(b0, b1), np.diff(starts[b0:b1 + 1]))
     # span k continues the piece of span k-1 when k-1 ends one character before a space
     new_piece = np.ones(total, bool)
     if total > 1:
         candidate = np.flatnonzero((owner[1:] == owner[:-1]) & (sp[:-1, 1] + 1 == sp[1:, 0])) + 1
-        captions = cols.captions
+        captions = plan.captions
         for k, at, img in zip(candidate.tolist(), sp[candidate, 0].tolist(),
                               image_of[owner[candidate]].tolist(), strict=True):
             if captions[img][at - 1] == " ":
@@ -328,14 +342,14 @@ def _block(plan: _Plan, b0: int) -> tuple[list[dict[str, Any]], Counter[str]]:
 
 def _records(plan: _Plan, bs: _BlockSpans, images: list[int], stats: Counter[str]) -> list[dict[str, Any]]:
     """The records of some images of a block, as dicts: upstream's algorithm, spans kept."""
-    cols, starts, off = plan.cols, plan.starts, bs.off
-    box_l = plan.boxes[plan.use[off:starts[bs.b1]]].tolist()
+    starts, off = plan.starts, bs.off
+    box_l = plan.boxes[off:starts[bs.b1]].tolist()
     span_l = bs.spans.tolist()
     span_at = bs.span_at.tolist()
     piece_start, piece_stop, piece_at = bs.piece_start.tolist(), bs.piece_stop.tolist(), bs.piece_at.tolist()
     out: list[dict[str, Any]] = []
     for i in images:
-        caption = cols.captions[i]
+        caption = plan.captions[i]
         regions: dict[str, dict[str, Any]] = {}
         for j in range(starts[i] - off, starts[i + 1] - off):
             k, k_end = piece_at[j], piece_at[j + 1]
@@ -351,9 +365,9 @@ def _records(plan: _Plan, bs: _BlockSpans, images: list[int], stats: Counter[str
                 _merge(region, box_l[j], span_l[span_at[j]:span_at[j + 1]], stats)
         stats["regions"] += len(regions)
         out.append({
-            "filename": cols.file_names[i],
-            "height": cols.heights[i],
-            "width": cols.widths[i],
+            "filename": plan.file_names[i],
+            "height": plan.heights[i],
+            "width": plan.widths[i],
             "grounding": {"caption": caption, "regions": list(regions.values())},
         })
     stats["images"] += len(out)
@@ -410,7 +424,9 @@ def goldg_to_odvg(path: str | Path, problems: ProblemLog | None = None, on_bytes
     stats: Counter[str] = Counter()
 
     def plan() -> _Plan:
-        return _plan(read_mdetr(path, problems, on_bytes), path, problems, stats)
+        cols = read_mdetr(path, problems, on_bytes)
+        trim_heap()  # the read's garbage goes back to the OS before the plan's temporaries
+        return _plan(cols, path, problems, stats)
 
     def records() -> Iterator[dict[str, Any]]:
         p = plan()
