@@ -47,3 +47,7 @@ __all__ = [
     "write_label_map",
     "write_records",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
