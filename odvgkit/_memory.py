@@ -15,10 +15,10 @@ page (and ``ru_maxrss`` counts them), so the converters trim the heap before for
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
 
 @contextmanager
@@ -33,19 +33,18 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _libc_malloc_trim():  # type: ignore[no-untyped-def]
-    name = ctypes.util.find_library("c")
+@cache
+def _malloc_trim():  # type: ignore[no-untyped-def]
+    """glibc's ``malloc_trim`` from the symbols already loaded (no library search), else None."""
     try:
-        return ctypes.CDLL(name).malloc_trim if name else None
+        return ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
         return None
-
-
-_MALLOC_TRIM = _libc_malloc_trim()
 
 
 def trim_heap() -> None:
     """Give the heap's free memory back to the OS (glibc ``malloc_trim``; a no-op elsewhere)."""
     gc.collect()
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

@@ -22,12 +22,13 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 
-def _usable_cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. under ``taskset`` or a CI quota)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 # Two workers: with more, the main process (cutting the file, writing the output) is the bottleneck.
-WORKERS = min(2, _usable_cpus())
+WORKERS = min(2, usable_cpus())
 PARALLEL_MIN_BYTES = 64 << 20  # smaller inputs: forking costs more than it saves
 
 _TASKS: dict[int, Callable[[Any], Any]] = {}

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -152,11 +152,8 @@ def read_mdetr(path: str | Path, problems: ProblemLog, on_bytes: OnBytes = None)
                 problems.error("bad-size", path, f"images[{first + k}]", "height/width",
                                f"not a positive number: {h!r} x {w!r}")
             image_batches.append(items)
-    ids, file_names, heights, widths, captions, _ = _image_columns([])
-    for batch in image_batches:
-        ids = np.concatenate((ids, batch[0])) if len(ids) else batch[0]
-        for column, part in zip((file_names, heights, widths, captions), batch[1:5], strict=True):
-            column.extend(part)
+    ids = np.concatenate([b[0] for b in image_batches]) if image_batches else np.zeros(0, np.int64)
+    file_names, heights, widths, captions = ([x for b in image_batches for x in b[k]] for k in range(1, 5))
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
     # duplicate ids: the last one wins (pycocotools' dict), at the sorted position
@@ -166,12 +163,10 @@ def read_mdetr(path: str | Path, problems: ProblemLog, on_bytes: OnBytes = None)
     for k in np.flatnonzero(~last).tolist():
         problems.warn("duplicate-image-id", path, "images", "id",
                       f"image id {int(sorted_ids[k])} repeated; the last one is used (as upstream)")
-    take = itemgetter(*order[last].tolist()) if last.any() else None
+    keep = order[last].tolist()
 
     def reorder(column: list[Any]) -> list[Any]:
-        if take is None:
-            return []
-        return list(take(column)) if last.sum() > 1 else [take(column)]
+        return list(map(column.__getitem__, keep))
 
     ann_img, xywh, positive_area, crowd, counts, spans = _concatenate(ann_batches) if ann_batches else _ann_columns([])
     return MdetrColumns(

@@ -24,6 +24,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any, TypeVar
 
+from odvgkit.convert._parallel import usable_cpus
 from odvgkit.errors import OdvgError, require
 
 T = TypeVar("T")
@@ -33,7 +34,7 @@ ENGINES = ("local", "spark")
 
 
 def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return usable_cpus()  # one process per usable core
 
 
 def _init_worker() -> None:
