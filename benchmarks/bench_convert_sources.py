@@ -9,7 +9,8 @@ accumulated in a list and written with ``jsonlines`` at the end; for OpenImages 
 and decoded (cv2 ``IMREAD_COLOR``, as ``mmcv.imfrombytes``; Pillow if cv2 is missing).
 
 Each run is a fresh child process; wall time and peak RSS (``ru_maxrss`` of that child) are
-measured the same way for both sides, on the same generated input, in the same run.
+measured the same way for both sides, on the same generated input, in the same run: ``--repeat``
+runs per side (default 3), interleaved, and the medians reported.
 
     python benchmarks/bench_convert_sources.py                     # issue sizes (LVIS 100k/1.26M, GoldG 120k/466k, OI 20k images)
     python benchmarks/bench_convert_sources.py --scale 0.1 --oi-images 2000   # quick
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -310,8 +312,10 @@ CHILDREN = {
 
 
 def run_child(name: str, inp: Path, out: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS GiB) of one fresh child process."""
+    """(wall seconds, peak RSS GiB) of one fresh child process (the previous run's output is
+    removed first, so neither side pays for freeing it)."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(HERE), "--child", name, str(inp), str(out)])
     _, status, usage = os.wait4(proc.pid, 0)
@@ -319,6 +323,12 @@ def run_child(name: str, inp: Path, out: Path) -> tuple[float, float]:
     if status != 0:
         raise SystemExit(f"{name} failed with status {status}")
     return wall, usage.ru_maxrss / (1 << 20)
+
+
+def median_run(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """Median wall time and median peak memory of repeated runs (noise on a shared 2-core machine
+    is ±5%; both sides get the same number of runs, interleaved)."""
+    return statistics.median(t for t, _ in runs), statistics.median(m for _, m in runs)
 
 
 def _normalise(kind: str, a: dict, b: dict) -> None:
@@ -364,6 +374,7 @@ def main() -> None:
     ap.add_argument("--only", default="lvis,goldg,openimages")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the issue's LVIS/GoldG sizes")
     ap.add_argument("--oi-images", type=int, default=20_000, help="OpenImages images (8.04 rows each)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per side (interleaved); the medians are reported")
     ap.add_argument("--workdir", type=Path, default=Path(__file__).resolve().parents[1] / "bench-data" / "convert")
     args = ap.parse_args()
     if args.child:
@@ -402,8 +413,12 @@ def main() -> None:
             with open(inp / "annotations" / "oidv6-train-annotations-bbox.csv") as fh:
                 n_rows = sum(1 for _ in fh) - 1
             what = f"{args.oi_images:,} images (1024 px JPEGs), {n_rows:,} rows"
-        up_t, up_m = run_child(f"upstream-{kind}", inp, wd / "up" / f"{kind}.jsonl")
-        our_t, our_m = run_child(f"ours-{kind}", inp, wd / "ours" / f"{kind}.jsonl")
+        runs = [(run_child(f"upstream-{kind}", inp, wd / "up" / f"{kind}.jsonl"),
+                 run_child(f"ours-{kind}", inp, wd / "ours" / f"{kind}.jsonl")) for _ in range(args.repeat)]
+        (up_t, up_m), (our_t, our_m) = (median_run([r[k] for r in runs]) for k in (0, 1))
+        if args.repeat > 1:
+            print(f"  {kind}: upstream {', '.join(f'{r[0][0]:.2f}' for r in runs)} s; "
+                  f"odvgkit {', '.join(f'{r[1][0]:.2f}' for r in runs)} s (medians below)", flush=True)
         check = compare(kind, wd / "up" / f"{kind}.jsonl", wd / "ours" / f"{kind}.jsonl")
         rows.append((kind, what, up_t, up_m, our_t, our_m, check))
         print(f"{kind:11s} {what}\n  upstream (re-impl) {up_t:8.1f} s {up_m:6.2f} GiB | odvgkit {our_t:7.1f} s "

@@ -13,7 +13,7 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from odvgkit._memory import trim_heap
@@ -39,20 +39,28 @@ def _run(token: int, arg: Any) -> Any:
     return _TASKS[token](arg)
 
 
-def ordered_map(fn: Callable[[A], R], args: Iterable[A], workers: int = WORKERS, ahead: int = 2) -> Iterator[R]:
+def ordered_map(
+    fn: Callable[[A], R], args: Iterable[A], workers: int = WORKERS, ahead: int = 2, threads: bool = False
+) -> Iterator[R]:
     """``map(fn, args)`` computed in forked workers, results yielded in order of ``args``.
 
     ``fn`` may be a closure: the workers are forked after it is registered, so it is never
-    pickled (its arguments and results are). At most ``ahead * workers`` results are in flight,
-    which bounds memory. With ``workers < 2`` this is plain ``map``.
+    pickled (its arguments and results are). With ``threads=True`` the workers are threads
+    instead, for an ``fn`` that spends its time in C with the GIL released (nothing is forked,
+    nothing pickled). At most ``ahead * workers`` results are in flight, which bounds memory.
+    With ``workers < 2`` this is plain ``map``.
     """
     if workers < 2:
         yield from map(fn, args)
         return
     token = next(_tokens)
     _TASKS[token] = fn
-    trim_heap()  # the workers start as copies of this process: as small as it can be
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    pool: Executor
+    if threads:
+        pool = ThreadPoolExecutor(workers)
+    else:
+        trim_heap()  # the workers start as copies of this process: as small as it can be
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     pending: deque[Future[R]] = deque()
     try:
         for arg in args:

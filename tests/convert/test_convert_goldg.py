@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference.upstream_goldg2odvg import upstream_goldg2odvg
@@ -83,7 +84,8 @@ def test_goldg_records_match_hand_derived(tmp_path, dump, read_jsonl, cli):
     assert summary["spans-kept-from-repeated-phrase"] == 1
 
 
-WORDS = ["man", "red", "shirt", "dog", "café", "the", "a", "blue-green", "Ünïcode", "\"quoted\"", "back\\slash"]
+WORDS = ["man", "red", "shirt", "dog", "café", "the", "a", "blue-green", "Ünïcode", "\"quoted\"", "back\\slash",
+         "emoji😀", "tab\there", "new\nline", "ctl\x01\x1f", "del\x7f", "\u2028sep"]
 
 
 @st.composite
@@ -100,7 +102,8 @@ def mdetr_documents(draw: st.DrawFn) -> dict:
             spans.append([len(caption), len(caption) + len(word)])
             caption += word + sep
         w, h = draw(st.integers(2, 60)), draw(st.integers(2, 60))
-        images.append({"id": img_id, "file_name": f"{img_id}.jpg", "caption": caption,
+        suffix = draw(st.sampled_from(["", "é", '\\"q']))
+        images.append({"id": img_id, "file_name": f"{img_id}{suffix}.jpg", "caption": caption,
                        "width": str(w) if draw(st.booleans()) else w, "height": h})
         for _ in range(draw(st.integers(0, 6))):
             chosen = draw(st.lists(st.sampled_from(spans), min_size=1, max_size=3))
@@ -125,8 +128,81 @@ def test_goldg_matches_upstream_port_with_spans_kept(tmp_path, doc):
             assert (ra["bbox"], ra["phrase"]) == (rb["bbox"], rb["phrase"])
 
 
-def test_goldg_parallel_jsonl_is_byte_identical_to_records(tmp_path, dump, monkeypatch):
-    """The CLI's path (blocks formatted in 2 forked workers) writes exactly what the records give."""
+def _jsonl_bytes(src, native: object) -> tuple[bytes, dict]:
+    """goldg2odvg's JSON Lines through the C formatter (``native`` = the module) or Python (None)."""
+    saved = goldg._native
+    goldg._native = native
+    try:
+        conv = goldg_to_odvg(src)
+        return b"".join(chunk for chunk, _ in conv.jsonl_chunks), dict(conv.stats)
+    finally:
+        goldg._native = saved
+
+
+def test_goldg_c_extension_is_built():
+    """The C formatter is part of the product wherever a C compiler is (it is optional only at
+    install, for machines without one): a silent build failure must not pass unnoticed here."""
+    assert goldg._native is not None, "odvgkit.convert._goldg_format was not built: reinstall with a C compiler"
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=mdetr_documents())
+def test_goldg_c_formatter_writes_the_python_paths_bytes(tmp_path, doc):
+    """Same bytes and counts from the C and the Python formatter (control characters, quotes,
+    4-byte UTF-8, repeated phrases, merged spans), and the records parse back to the dict path."""
+    src = tmp_path / "doc.json"
+    src.write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+    c_bytes, c_stats = _jsonl_bytes(src, goldg._native)
+    py_bytes, py_stats = _jsonl_bytes(src, None)
+    assert c_bytes == py_bytes
+    assert c_stats == py_stats
+    assert [orjson.loads(line) for line in c_bytes.splitlines()] == list(goldg_to_odvg(src).records)
+
+
+def test_goldg_c_annotation_columns_match_python():
+    anns = [goldg.MdetrAnn(image_id=i * 7 - 3, bbox=(i + 0.5, -2.0, 1e-5 * i, 3.0), area=float(i % 3 - 1),
+                           iscrowd=i % 4 - 1, tokens_positive=[(i, i + 2)] * (i % 3))
+            for i in range(50)]
+    saved = goldg._native
+    try:
+        c = goldg._ann_columns(anns)
+        goldg._native = None
+        py = goldg._ann_columns(anns)
+    finally:
+        goldg._native = saved
+    assert len(c) == len(py) == 6
+    for a, b in zip(c, py, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape and (a == b).all()
+    assert c[4].tolist() == [i % 3 for i in range(50)]  # independent: spans per annotation
+    assert c[3].tolist() == [i % 4 != 1 for i in range(50)]  # iscrowd != 0
+
+
+def test_goldg_c_functions_reject_bad_arguments_with_errors_not_crashes():
+    import numpy as np
+
+    native = goldg._native
+    cols = (np.empty(1, np.int64), np.empty((1, 4)), np.empty(1, bool), np.empty(1, bool), np.empty(1, np.int64))
+    with pytest.raises(TypeError, match="type cls"):
+        native.ann_columns([object()], goldg.MdetrAnn, *cols)
+    with pytest.raises(TypeError, match="image_id"):
+        native.ann_columns([], goldg.MdetrAnn, np.empty(1, np.int32), *cols[1:])
+    i64 = np.zeros(2, np.int64)
+    with pytest.raises(ValueError, match="outside a caption"):  # a span past the caption's end
+        native.format_block(["ab"], ["a.jpg"], [1], [1], 0, np.ones(1, bool), np.array([0, 1]), b"[[0.0,0.0,1.0,1.0]]",
+                            np.array([0]), np.array([0, 1]), np.array([0, 5]))
+    with pytest.raises(ValueError, match="one row per box"):
+        native.format_block(["ab"], ["a.jpg"], [1], [1], 0, np.ones(1, bool), np.array([0, 1]), b"[]",
+                            np.array([0]), np.array([0, 1]), np.array([0, 1]))
+    with pytest.raises(IndexError, match="outside the image lists"):
+        native.format_block([], [], [], [], 0, np.ones(1, bool), i64, b"[]", i64, i64, i64)
+
+
+@pytest.mark.parametrize("formatter", ["c", "python"])
+def test_goldg_parallel_jsonl_is_byte_identical_to_records(tmp_path, dump, monkeypatch, formatter):
+    """The CLI's path (blocks formatted on 2 threads in C, or in 2 forked workers in Python
+    where the extension is not built) writes exactly what the records give."""
+    if formatter == "python":
+        monkeypatch.setattr(goldg, "_native", None)
     doc = json.loads(_mdetr(dump, tmp_path / "hand").read_text("utf-8"))
     for k in range(40):  # enough images for several blocks
         doc["images"].append({"id": 1000 + k, "file_name": f"x{k}.jpg", "caption": "red shirt man, red dog",

@@ -19,6 +19,21 @@ def test_ordered_map_runs_a_closure_in_forked_workers_in_order():
     assert not _TASKS  # the registration is gone once the map is done
 
 
+def test_ordered_map_on_threads_keeps_order_and_runs_in_this_process():
+    import threading
+    import time
+
+    def slow_first(k: int) -> tuple[int, int, int]:
+        time.sleep(0.02 if k == 0 else 0)  # the first result is the last to be ready
+        return k, os.getpid(), threading.get_ident()
+
+    results = list(ordered_map(slow_first, range(12), workers=2, threads=True))
+    assert [k for k, _, _ in results] == list(range(12))
+    assert {pid for _, pid, _ in results} == {os.getpid()}
+    assert threading.get_ident() not in {t for _, _, t in results}
+    assert not _TASKS
+
+
 def test_ordered_map_in_process_with_one_worker():
     assert list(ordered_map(lambda k: (k, os.getpid()), [3, 1], workers=1)) == [(3, os.getpid()), (1, os.getpid())]
 

@@ -22,20 +22,20 @@ def upstream_goldg2odvg(path: str, keep_spans: bool = False) -> list[dict[str, A
         coco = COCO(path)
     out = []
     for img_id in sorted(coco.imgs.keys()):
-        img_info = coco.loadImgs(img_id)[0]
         annos = coco.loadAnns(coco.getAnnIds(imgIds=img_id, iscrowd=0))
         if len(annos) == 0 or all(any(o <= 1 for o in a["bbox"][2:]) for a in annos):
             continue
+        img_info = coco.loadImgs(img_id)[0]
         caption = img_info["caption"]
-        width, height = int(img_info["width"]), int(img_info["height"])
         regions: dict[str, dict[str, Any]] = {}
         for anno in annos:
             x1, y1, w, h = anno["bbox"]
-            inter_w = max(0, min(x1 + w, width) - max(x1, 0))
-            inter_h = max(0, min(y1 + h, height) - max(y1, 0))
+            # upstream converts the image size per box, as here (the benchmark times this port)
+            inter_w = max(0, min(x1 + w, int(img_info["width"])) - max(x1, 0))
+            inter_h = max(0, min(y1 + h, int(img_info["height"])) - max(y1, 0))
             if inter_w * inter_h == 0 or anno["area"] <= 0 or w < 1 or h < 1 or anno.get("iscrowd", False):
                 continue
-            box = [x1, y1, min(x1 + w, width), min(y1 + h, height)]
+            box = [x1, y1, min(x1 + w, int(img_info["width"])), min(y1 + h, int(img_info["height"]))]
             spans = sorted(anno["tokens_positive"], key=lambda x: x[0])
             phrase: list[str] = []
             pre_end = -10
@@ -56,7 +56,7 @@ def upstream_goldg2odvg(path: str, keep_spans: bool = False) -> list[dict[str, A
                 known.extend([s for s in spans if s not in known])
                 known.sort(key=lambda x: x[0])
         out.append({
-            "filename": img_info["file_name"], "height": height, "width": width,
+            "filename": img_info["file_name"], "height": int(img_info["height"]), "width": int(img_info["width"]),
             "grounding": {"caption": caption, "regions": [
                 {"bbox": v["bbox"], "phrase": v["phrase"][0] if len(v["phrase"]) == 1 else v["phrase"],
                  "tokens_positive": v["tokens_positive"]} for v in regions.values()
