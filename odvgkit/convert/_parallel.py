@@ -1,9 +1,9 @@
 """Use both cores: decode (see :class:`~odvgkit.io.jsonstream.Parallel`) and format in workers.
 
 The converters first turn a file into NumPy columns and a plan (which boxes go to which image),
-then format records block by block. Formatting is pure Python per record, so on a 2-core machine
-it runs in forked worker processes: a fork inherits the plan copy-on-write, nothing is pickled on
-the way in, and only the finished JSON Lines bytes come back, in block order.
+then format records block by block. Python formatting runs in forked worker processes: a fork
+inherits the plan copy-on-write, nothing is pickled on the way in, and only the finished JSON
+Lines bytes come back, in block order. Formatting in C that releases the GIL runs on threads.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Upstream ``goldg2odvg.py`` (upstream-converters.md §3.7), streamed, vectorised 
 
 * images and annotations are decoded into columns (numpy) in worker processes, never into dicts;
   upstream's filters, the span sorting and the phrase pieces are decided on whole columns;
-* records are then built block by block — in forked workers for large files — and the only
-  per-box Python left is the merge of regions by phrase text;
+* records are then built block by block: per box (spans, phrase, region, JSON) in the optional C
+  extension ``_goldg_format`` on two threads, else in Python (``_records``) in forked workers;
 * records come in ascending image-id order (upstream's ``sorted(coco.imgs)``), so outputs agree;
 * an image is kept when it has a non-crowd annotation and not every such box is ``<= 1`` px wide or
   high (upstream's ``has_valid_annotation``); boxes then pass the §2 chain and get x2/y2 clipped to
