@@ -16,7 +16,7 @@ written a block of images at a time.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import attrgetter
@@ -29,6 +29,7 @@ import orjson
 
 from odvgkit.convert._boxes import big_enough, overlaps_image, to_xyxy
 from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS
+from odvgkit.convert._types import Int64
 from odvgkit.convert.base import Conversion
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io.jsonstream import Parallel, stream_members
@@ -52,24 +53,24 @@ F_CROWD, F_IGNORE, F_NO_AREA = 1, 2, 4  # bits of the annotation flags column
 
 
 class CocoImage(msgspec.Struct, gc=False):
-    id: int
+    id: Int64
     file_name: str
-    height: int
-    width: int
+    height: Int64
+    width: Int64
 
 
 class CocoCategory(msgspec.Struct, gc=False):
-    id: int
+    id: Int64
     name: str
 
 
 class CocoAnnotation(msgspec.Struct, gc=False):
-    image_id: int
-    category_id: int
+    image_id: Int64
+    category_id: Int64
     bbox: tuple[float, float, float, float]  # a fixed tuple decodes 2x faster than a constrained list
     area: float
-    iscrowd: int | bool = 0
-    ignore: int | bool = 0
+    iscrowd: Int64 | bool = 0
+    ignore: Int64 | bool = 0
 
 
 def annotation_columns(items: list[CocoAnnotation | None]) -> tuple[np.ndarray, ...]:
@@ -106,6 +107,10 @@ class Columns:
     def add(self, columns: tuple[np.ndarray, ...]) -> None:
         for name, col in zip(_COLUMNS, columns, strict=True):
             self.parts[name].append(col)
+
+    def __len__(self) -> int:
+        """Number of annotation elements appended so far (valid or not)."""
+        return sum(len(part) for part in self.parts["valid"])
 
     def concat(self) -> tuple[np.ndarray, ...]:
         out = []
@@ -174,10 +179,15 @@ def coco_to_odvg(
     )
 
 
-def _label_map(path: Path, categories: list[CocoCategory]) -> tuple[dict[str, str], np.ndarray]:
+def check_category_ids(path: Path, categories: Sequence[Any]) -> None:
+    """A repeated category id is refused (shared by lvis2odvg): which name would the label get?"""
     dupes = sorted(i for i, n in Counter(c.id for c in categories).items() if n > 1)
     if dupes:
         raise OdvgError(f"{path}: categories: duplicate category id {dupes[0]}")
+
+
+def _label_map(path: Path, categories: list[CocoCategory]) -> tuple[dict[str, str], np.ndarray]:
+    check_category_ids(path, categories)
     ordered = sorted(categories, key=attrgetter("id"))
     return {str(i): c.name for i, c in enumerate(ordered)}, np.array([c.id for c in ordered], dtype=np.int64)
 
@@ -199,30 +209,8 @@ def _plan(
     problems: ProblemLog,
     stats: Counter[str],
 ) -> _Plan:
-    # --- images: drop invalid elements, resolve duplicate ids (first position, last content) ---
-    images = [im for im in images_in if im is not None]
-    last: dict[int, CocoImage] = {}
-    for i, im in enumerate(images):
-        if im.id in last:
-            problems.warn("duplicate-image-id", path, f"images[{i}]", "id", f"image id {im.id} appears again; its last entry is used")
-        last[im.id] = im
-        if im.height <= 0 or im.width <= 0:
-            problems.error("bad-image-size", path, f"images[{i}]", "height/width", f"must be positive, got {im.height}x{im.width}")
     skip = SKIPPED_IMAGE_IDS.get(dataset, frozenset())
-    ordered: list[CocoImage] = []
-    emitted: set[int] = set()
-    for im in images:
-        if im.id in emitted:
-            continue
-        emitted.add(im.id)
-        if im.id in skip:
-            stats["images_skipped:known-corrupt"] += 1
-            continue
-        final = last[im.id]
-        if final.height <= 0 or final.width <= 0:
-            stats["images_skipped:bad-size"] += 1
-            continue
-        ordered.append(final)
+    ordered = resolve_images(path, images_in, len(cols), problems, stats, skip)
     img_ids = np.fromiter((im.id for im in ordered), dtype=np.int64, count=len(ordered))
     widths = np.fromiter((im.width for im in ordered), dtype=np.float64, count=len(ordered))
     heights = np.fromiter((im.height for im in ordered), dtype=np.float64, count=len(ordered))
@@ -246,6 +234,8 @@ def _plan(
     stats["annotations_skipped:known-corrupt-image"] = int((valid & known_bad).sum())
 
     remaining = usable.copy()
+    if not len(ordered):  # every annotation is unusable then; keep the gathers below in bounds
+        widths = heights = np.ones(1)
     for reason, drop in (
         ("ignore", (flags & F_IGNORE) != 0),
         ("outside-image", ~overlaps_image(bbox, widths[img_idx], heights[img_idx])),
@@ -263,6 +253,59 @@ def _plan(
     labels = labels_all[order]
     stats["boxes"] = len(order)
     return _Plan(images=ordered, starts=starts, boxes=xyxy, labels=labels)
+
+
+def resolve_images(
+    path: Path,
+    images_in: Sequence[Any],
+    n_annotations: int,
+    problems: ProblemLog,
+    stats: Counter[str],
+    skip: frozenset[int] = frozenset(),
+) -> list[Any]:
+    """coco2odvg's image rules, shared by lvis2odvg (one implementation, one behaviour).
+
+    ``images_in`` is ``images[]`` as decoded with ``keep_invalid=True`` (``None`` for an element
+    that did not fit the type, already reported), so ``images[i]`` in messages is the file's index.
+    A repeated id keeps its first position and its last content (warned); an image without a
+    positive size is an error and skipped; ids in ``skip`` (known-corrupt files) are counted.
+    Annotations with no usable image at all are one error for the file, not one per annotation.
+    """
+    last: dict[int, Any] = {}
+    for i, im in enumerate(images_in):
+        if im is None:
+            continue
+        if im.id in last:
+            problems.warn("duplicate-image-id", path, f"images[{i}]", "id", f"image id {im.id} appears again; its last entry is used")
+        last[im.id] = im
+        if im.height <= 0 or im.width <= 0:
+            problems.error("bad-image-size", path, f"images[{i}]", "height/width", f"must be positive, got {im.height}x{im.width}")
+    ordered: list[Any] = []
+    emitted: set[int] = set()
+    bad_size = known_corrupt = 0
+    for im in images_in:
+        if im is None or im.id in emitted:
+            continue
+        emitted.add(im.id)
+        if im.id in skip:
+            stats["images_skipped:known-corrupt"] += 1
+            known_corrupt += 1
+            continue
+        final = last[im.id]
+        if final.height <= 0 or final.width <= 0:
+            stats["images_skipped:bad-size"] += 1
+            bad_size += 1
+            continue
+        ordered.append(final)
+    if not ordered and n_annotations and not known_corrupt:
+        invalid = sum(im is None for im in images_in)
+        why = (
+            "images[] is empty"
+            if not images_in
+            else f"none of its {len(images_in)} entries is usable ({invalid} malformed, {bad_size} without a positive size)"
+        )
+        raise OdvgError(f"{path}: images: no usable image for {n_annotations} annotation{'s' if n_annotations != 1 else ''}: {why}")
+    return ordered
 
 
 def lookup(keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

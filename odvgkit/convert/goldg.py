@@ -36,6 +36,7 @@ from odvgkit._memory import gc_paused, trim_heap
 from odvgkit.convert._boxes import big_enough, overlaps_image
 from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS, ordered_map
 from odvgkit.convert._stream import OnBytes
+from odvgkit.convert._types import INT64_MAX, INT64_MIN, Int64
 from odvgkit.convert.base import Conversion
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io.jsonstream import Parallel, stream_members
@@ -47,19 +48,19 @@ except ImportError:  # pragma: no cover - exercised where the extension is not b
 
 
 class MdetrImage(msgspec.Struct, gc=False):
-    id: int
+    id: Int64
     file_name: str
-    height: int | float | str
-    width: int | float | str
+    height: Int64 | float | str
+    width: Int64 | float | str
     caption: str
 
 
 class MdetrAnn(msgspec.Struct, gc=False):
-    image_id: int
+    image_id: Int64
     bbox: tuple[float, float, float, float]
     area: float
-    iscrowd: int
-    tokens_positive: list[tuple[int, int]]
+    iscrowd: Int64
+    tokens_positive: list[tuple[Int64, Int64]]
 
 
 _IMAGE_ID, _BBOX, _AREA, _CROWD, _TOKENS = (
@@ -88,12 +89,13 @@ class MdetrColumns:
 
 def _as_int(value: int | float | str) -> int | None:
     try:
-        return int(value)  # upstream: int(img['height']); Flickr files carry numeric strings
-    except (TypeError, ValueError):
+        size = int(value)  # upstream: int(img['height']); Flickr files carry numeric strings
+    except (TypeError, ValueError, OverflowError):
         try:
-            return int(float(value))
-        except (TypeError, ValueError):
+            size = int(float(value))
+        except (TypeError, ValueError, OverflowError):  # "abc", NaN, inf
             return None
+    return size if INT64_MIN <= size <= INT64_MAX else None
 
 
 def _ann_columns(items: list[MdetrAnn]) -> tuple[np.ndarray, ...]:
@@ -496,12 +498,12 @@ def goldg_to_odvg(path: str | Path, problems: ProblemLog | None = None, on_bytes
 
 
 class _MixedImage(msgspec.Struct, gc=False):
-    id: int
+    id: Int64
     data_source: str | None = None
 
 
 class _AnnImage(msgspec.Struct, gc=False):
-    image_id: int
+    image_id: Int64
 
 
 def extract_coco_from_mixed(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +20,46 @@ import orjson
 from odvgkit.errors import OdvgError, ProblemLog
 
 _CHUNK = 1 << 20
+_GZIP_ERRORS = (zlib.error, EOFError, gzip.BadGzipFile)
+
+
+class _GzipInput(gzip.GzipFile):
+    """A gzip input whose damage is one user error naming the file.
+
+    zlib's own exceptions (``zlib.error``, ``EOFError`` for a truncated stream — which click turns
+    into a bare "Aborted." —, ``BadGzipFile`` for a wrong CRC) carry no file name and are not
+    :class:`OdvgError`; every reader of ``.gz`` goes through :func:`open_binary`, so converting
+    them here covers all of them. Reads are block-sized (or go through a ``BufferedReader``), so
+    the ``try`` costs nothing measurable.
+    """
+
+    def _damaged(self, exc: BaseException) -> OdvgError:
+        what = "truncated (unexpected end of the compressed stream)" if isinstance(exc, EOFError) else str(exc)
+        return OdvgError(f"{self.name or self.fileobj}: corrupt gzip data: {what}")
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            return super().read(size)
+        except _GZIP_ERRORS as exc:
+            raise self._damaged(exc) from None
+
+    def read1(self, size: int = -1) -> bytes:
+        try:
+            return super().read1(size)
+        except _GZIP_ERRORS as exc:
+            raise self._damaged(exc) from None
+
+    def peek(self, n: int) -> bytes:
+        try:
+            return super().peek(n)
+        except _GZIP_ERRORS as exc:
+            raise self._damaged(exc) from None
+
+    def readline(self, size: int | None = -1) -> bytes:
+        try:
+            return super().readline(size)
+        except _GZIP_ERRORS as exc:
+            raise self._damaged(exc) from None
 
 
 def open_binary(path: Path) -> IO[bytes]:
@@ -32,7 +73,7 @@ def open_binary(path: Path) -> IO[bytes]:
     except PermissionError:
         raise OdvgError(f"{path}: permission denied") from None
     if path.name.endswith(".gz"):
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return _GzipInput(filename=str(path), fileobj=raw, mode="rb")  # type: ignore[return-value]
     return raw
 
 
