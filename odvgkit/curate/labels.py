@@ -30,6 +30,7 @@ from typing import Any
 
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io import read_records
+from odvgkit.io.text import read_text
 
 STYLES = ("lvis", "o365", "lower")
 
@@ -61,10 +62,7 @@ def normalise(name: str, style: str) -> str:
 
 def read_table(path: Path) -> dict[str, str]:
     """A rename table: CSV rows ``old,new`` (optional header ``old,new``) or JSON ``{old: new}``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise OdvgError(f"{path}: no such rename table") from None
+    text = read_text(path, "rename table")
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
@@ -195,9 +193,7 @@ def mapping_document(old: Mapping[str, str], new: Mapping[str, str], table: Mapp
 def read_mapping(path: Path, reverse: bool) -> tuple[dict[int, int], dict[str, str]]:
     """``(table, label map after applying it)`` from a mapping document, optionally reversed."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise OdvgError(f"{path}: no such mapping file") from None
+        doc = json.loads(read_text(path, "mapping file"))
     except json.JSONDecodeError as exc:
         raise OdvgError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
     if not isinstance(doc, dict) or doc.get("odvgkit_label_mapping") != 1:

@@ -51,6 +51,7 @@ from typing import Any
 
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io import read_label_map, read_records
+from odvgkit.io.text import read_text
 
 SCHEMA_VERSION = 1
 WEIGHT_KEYS = ("ratio", "repeat", "samples")
@@ -304,9 +305,7 @@ def load_manifest(path: str | Path) -> Manifest:
     """Read and validate a mixture manifest; paths come back absolute. One-line errors."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise OdvgError(f"{p}: no such manifest") from None
+        text = read_text(p, "manifest")
     except OSError as exc:
         raise OdvgError(f"{p}: cannot read manifest: {exc.strerror}") from None
     if p.suffix.lower() == ".json":

@@ -7,6 +7,7 @@ non-ASCII characters and a newline after every record, the way ``jsonlines`` wri
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import gzip
 import io
@@ -91,6 +92,8 @@ def iter_jsonl(
     last_pos = 0
     try:
         reader = io.BufferedReader(fh, _CHUNK) if isinstance(fh, gzip.GzipFile) else fh
+        if reader.peek(3)[:3] == codecs.BOM_UTF8:  # accepted like every other text input (io.text)
+            reader.read(3)
         for lineno, line in enumerate(reader, 1):
             if on_bytes is not None and lineno % 4096 == 0:
                 pos = raw.tell()  # type: ignore[union-attr]
@@ -102,6 +105,9 @@ def iter_jsonl(
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
+                if "UTF-8" in exc.msg:  # orjson says "surrogates not allowed" for any bad byte
+                    _bad(problems, path, lineno, "not-utf8", "not UTF-8 text (save the file as UTF-8)")
+                    continue
                 _bad(problems, path, lineno, "malformed-json", f"malformed JSON: {exc.msg} (column {exc.colno})")
                 continue
             if not isinstance(record, dict):

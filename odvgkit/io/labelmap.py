@@ -8,15 +8,14 @@ from pathlib import Path
 
 from odvgkit.errors import OdvgError
 from odvgkit.io.atomic import AtomicGroup, atomic_path
+from odvgkit.io.text import read_text
 
 
 def read_label_map(path: str | Path) -> dict[str, str]:
     """Read and shape-check a label map: a JSON object of string keys to string names."""
     p = Path(path)
     try:
-        data = json.loads(p.read_bytes())
-    except FileNotFoundError:
-        raise OdvgError(f"{p}: no such label map") from None
+        data = json.loads(read_text(p, "label map"))
     except json.JSONDecodeError as exc:
         raise OdvgError(f"{p}:{exc.lineno}: malformed JSON label map: {exc.msg} (column {exc.colno})") from None
     if not isinstance(data, dict):
