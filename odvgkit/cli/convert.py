@@ -144,10 +144,13 @@ def refcoco2odvg(
     outs = refcoco_outputs(files, out_dir)
     total = Conversion(records=[])
     rows: dict[str, object] = {}
-    for inp, out in zip(files, outs, strict=True):
+    convs = []
+    for inp in files:  # every input read and checked (--strict included) before any output is written
         with rep.progress(f"refcoco2odvg {inp.name}", total=inp.stat().st_size, unit="bytes") as advance:
-            conv = goldg_to_odvg(inp, problems=problems, on_bytes=advance)
-            n = write_conversion(conv, out, inputs=files)
+            convs.append(goldg_to_odvg(inp, problems=problems, on_bytes=advance, eager=True))
+    for conv, out in zip(convs, outs, strict=True):
+        with rep.progress(f"refcoco2odvg {out.name}", total=None, unit="records") as advance:
+            n = write_conversion(conv, out, inputs=files, on_records=advance)
         rows[str(out)] = n
         total.stats.update(conv.stats)
     _finish(rep, "refcoco2odvg", total, rows, problems)
