@@ -146,16 +146,22 @@ def remap_records(
     A label missing from the table is a mismatched label map: a one-line error (never a silent
     drop or a guessed id).
     """
+    problems = problems if problems is not None else ProblemLog()
+    n_records = n_detection = 0
     for line, rec in read_records(path, problems):
+        n_records += 1
         det = rec.get("detection")
         if isinstance(det, dict):
+            n_detection += 1
             for j, inst in enumerate(det.get("instances") or ()):
                 if not isinstance(inst, dict):
                     continue
                 lab = inst.get("label")
+                if type(lab) is not int:  # 1.7, "3", true: never coerced into some other label
+                    raise OdvgError(f"{path}:{line}: detection.instances[{j}].label: must be an integer, got {lab!r}")
                 try:
-                    new = table[int(lab)]  # type: ignore[arg-type]
-                except (KeyError, TypeError, ValueError):
+                    new = table[lab]
+                except KeyError:
                     raise OdvgError(
                         f"{path}:{line}: detection.instances[{j}].label: {lab!r} is not in the label map "
                         "(mismatched label map)"
@@ -163,7 +169,14 @@ def remap_records(
                 inst["label"] = new
                 if names is not None and "category" in inst:
                     inst["category"] = names[str(new)]
+        elif n_detection == 0 and n_records == 1 and "grounding" in rec:
+            raise OdvgError(f"{path}:{line}: grounding record: labels remap changes detection labels; "
+                            "a VG file has none (phrases are not label ids)")
+        else:
+            problems.warn("no-detection", path, line, "detection", "no detection block; record copied unchanged")
         yield rec
+    if n_records == 0:
+        raise OdvgError(f"{path}: no records to remap (empty file?)")
 
 
 def by_name(source: Mapping[str, str], target: Mapping[str, str], path: Path) -> dict[int, int]:
@@ -198,7 +211,10 @@ def read_mapping(path: Path, reverse: bool) -> tuple[dict[int, int], dict[str, s
         raise OdvgError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
     if not isinstance(doc, dict) or doc.get("odvgkit_label_mapping") != 1:
         raise OdvgError(f"{path}: not an odvgkit label mapping (written by 'odvgkit labels remap')")
-    fwd = {int(k): int(v) for k, v in doc["old_to_new"].items()}
+    try:
+        fwd = {int(k): int(v) for k, v in doc["old_to_new"].items()}
+    except (KeyError, AttributeError, TypeError, ValueError):
+        raise OdvgError(f"{path}: old_to_new: must map label ids to label ids") from None
     if not reverse:
         return fwd, dict(doc["new_label_map"])
     back: dict[int, int] = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from odvgkit.errors import OdvgError
@@ -15,7 +15,7 @@ def read_label_map(path: str | Path) -> dict[str, str]:
     """Read and shape-check a label map: a JSON object of string keys to string names."""
     p = Path(path)
     try:
-        data = json.loads(read_text(p, "label map"))
+        data = json.loads(read_text(p, "label map"), object_pairs_hook=_unique_keys(p))
     except json.JSONDecodeError as exc:
         raise OdvgError(f"{p}:{exc.lineno}: malformed JSON label map: {exc.msg} (column {exc.colno})") from None
     if not isinstance(data, dict):
@@ -24,6 +24,20 @@ def read_label_map(path: str | Path) -> dict[str, str]:
         if not isinstance(name, str):
             raise OdvgError(f"{p}: label {key!r}: name must be a string, got {type(name).__name__}")
     return data
+
+
+def _unique_keys(path: Path) -> Callable[[list[tuple[str, object]]], dict[str, object]]:
+    """``json.loads`` keeps the last of two equal keys; in a label map that silently drops a class."""
+
+    def hook(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for key, value in pairs:
+            if key in out:
+                raise OdvgError(f"{path}: label {key!r} appears twice (names {out[key]!r} and {value!r})")
+            out[key] = value
+        return out
+
+    return hook
 
 
 def write_label_map(
