@@ -90,6 +90,7 @@ def iter_jsonl(
     fh = open_binary(path)
     raw = fh.fileobj if isinstance(fh, gzip.GzipFile) else fh  # compressed offset for progress
     last_pos = 0
+    lineno = 0
     try:
         reader = io.BufferedReader(fh, _CHUNK) if isinstance(fh, gzip.GzipFile) else fh
         if reader.peek(3)[:3] == codecs.BOM_UTF8:  # accepted like every other text input (io.text)
@@ -114,6 +115,8 @@ def iter_jsonl(
                 _bad(problems, path, lineno, "not-an-object", f"expected a JSON object, got {type(record).__name__}")
                 continue
             yield lineno, record
+        if lineno == 0:  # not one line: a 0-byte file (or just a BOM) is a mistake worth naming
+            raise OdvgError(f"{path}: empty file: no ODVG records")
     except (OSError, EOFError) as exc:
         raise OdvgError(f"{path}: cannot read: {exc}") from None
     finally:

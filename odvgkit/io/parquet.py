@@ -172,6 +172,8 @@ def iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         except (pa.ArrowException, OSError) as exc:
             raise OdvgError(f"{path}: rows from {n + 1}: cannot read (damaged row group?): {_one_line(exc)}") from None
         if rows is None:
+            if n == 0:
+                raise OdvgError(f"{path}: empty file: no ODVG records (0 rows)")
             return
         for row in rows:
             n += 1
