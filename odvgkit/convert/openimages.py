@@ -113,6 +113,7 @@ def _batches(path: Path, columns: list[str]) -> Iterator[dict[str, list[str]]]:
         reader = csv.reader(fh)
         header = next(reader, [])
         at = [header.index(c) for c in columns]
+        rows_before = 0
         while True:
             try:  # one try per batch of rows, not per row
                 rows = list(islice(reader, _BATCH_ROWS))
@@ -129,8 +130,12 @@ def _batches(path: Path, columns: list[str]) -> Iterator[dict[str, list[str]]]:
                 yield {c: [row[k] for row in rows] for c, k in zip(columns, at, strict=True)}
             except IndexError:
                 short = next(n for n, row in enumerate(rows) if len(row) < len(header))
-                line = reader.line_num - len(rows) + short + 1
-                raise OdvgError(f"{path}:{line}: expected {len(header)} columns, got {len(rows[short])}") from None
+                line = _row_line(path, rows_before + short + 1)
+                why = ""
+                if any("\n" in field for field in rows[short]):
+                    why = " (a quoted field runs over several lines: unterminated '\"'?)"
+                raise OdvgError(f"{path}:{line}: expected {len(header)} columns, got {len(rows[short])}{why}") from None
+            rows_before += len(rows)
 
 
 def _csv_error(path: Path, line: int, exc: csv.Error) -> OdvgError:
@@ -140,6 +145,19 @@ def _csv_error(path: Path, line: int, exc: csv.Error) -> OdvgError:
         text = "a quoted field never ends (unterminated '\"'?)"
         line = _bad_row_line(path)
     return OdvgError(f"{path}:{line}: malformed CSV: {text}")
+
+
+def _row_line(path: Path, row: int) -> int:
+    """First line of data row ``row`` (1-based, after the header): quoted fields may span lines,
+    so it is counted by re-reading (error path only)."""
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+        reader = csv.reader(fh)
+        start = 1
+        for n, _ in enumerate(reader):
+            if n == row:
+                return start
+            start = reader.line_num + 1
+    return start
 
 
 def _bad_row_line(path: Path) -> int:
