@@ -18,9 +18,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from conftest import run_cli  # tests/conftest.py (tests/ is on the path)
+from PIL import Image
 
 
 def snapshot(folder: Path) -> dict[str, str]:

@@ -42,7 +42,7 @@ def test_goldg2odvg_huge_spans_and_ids(work):
         "categories": [],
     }
     dump(work / "in.json", doc)
-    r, s = summary(work, "convert", "goldg2odvg", "in.json", "-o", "out.jsonl")
+    _r, s = summary(work, "convert", "goldg2odvg", "in.json", "-o", "out.jsonl")
     ex = examples(s)
     assert f"in.json: annotations[1]: tokens_positive[0][1]: {TOO_BIG}" in ex
     assert f"in.json: annotations[2]: image_id: {TOO_BIG}" in ex
@@ -54,6 +54,6 @@ def test_goldg2odvg_sizes_beyond_64_bits_or_infinite(work):
     doc = {"images": [mdetr_image(1, height="1e400"), mdetr_image(2, width=str(HUGE)), mdetr_image(3)],
            "annotations": [mdetr_ann(1, 1), mdetr_ann(2, 2), mdetr_ann(3, 3)], "categories": []}
     dump(work / "in.json", doc)
-    r, s = summary(work, "convert", "goldg2odvg", "in.json", "-o", "out.jsonl")
+    _r, s = summary(work, "convert", "goldg2odvg", "in.json", "-o", "out.jsonl")
     assert count(s, "bad-size") == 2
     assert [r["filename"] for r in _records(work / "out.jsonl")] == ["3.jpg"]

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from PIL import Image
-
 from hardening._cli import count, examples, jpeg, jsonl, od_record, summary
+from PIL import Image
 
 
 def test_record_without_filename_is_a_counted_skip(work):
     jpeg(work / "img" / "a.jpg")
     recs = [od_record("a.jpg"), {k: v for k, v in od_record().items() if k != "filename"}, od_record(None), od_record("")]
     jsonl(work / "od.jsonl", recs)
-    r, doc = summary(work, "browse", "render", "od.jsonl", "--images-root", "img", "-o", "out")
+    _r, doc = summary(work, "browse", "render", "od.jsonl", "--images-root", "img", "-o", "out")
     assert doc["images written"] == 1
     assert doc["records skipped (no filename)"] == 3
     assert count(doc, "missing-filename") == 3

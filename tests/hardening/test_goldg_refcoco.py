@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from hardening._cli import count, dump, examples, mdetr_ann, mdetr_image, refused, summary
 
 
@@ -27,7 +26,7 @@ def test_goldg_without_a_top_level_key(work, missing):
 def test_problems_name_the_annotation_index_in_the_file(work):
     anns = [mdetr_ann(1, 1), {"id": 2, "bbox": "x"}, mdetr_ann(3, 9), mdetr_ann(4, 2, spans=[[0, 99]]), mdetr_ann(5, 2)]
     dump(work / "in.json", {"images": [mdetr_image(1), {"id": "bad"}, mdetr_image(2)], "annotations": anns, "categories": []})
-    r, doc = summary(work, "convert", "goldg2odvg", "in.json", "-o", "out.jsonl")
+    _r, doc = summary(work, "convert", "goldg2odvg", "in.json", "-o", "out.jsonl")
     ex = examples(doc)
     assert "in.json: annotations[2]: image_id: image id 9 is not in images[]" in ex
     assert "in.json: annotations[3] (image 2): tokens_positive: span [0, 99] is outside the caption (length 11)" in ex
@@ -52,6 +51,6 @@ def test_refcoco_strict_stops_on_a_bad_record_of_the_second_input_before_writing
                                  "categories": []})
     refused(work, "convert", "refcoco2odvg", "a_train.json", "b_train.json", "--strict",
             fragments=("b_train.json: annotations[1]: image_id: image id 7 is not in images[]",))
-    r, doc = summary(work, "convert", "refcoco2odvg", "a_train.json", "b_train.json")  # without --strict: both written
+    _r, doc = summary(work, "convert", "refcoco2odvg", "a_train.json", "b_train.json")  # without --strict: both written
     assert count(doc, "unknown-image") == 1
     assert (work / "a_train_vg.json").is_file() and (work / "b_train_vg.json").is_file()

@@ -6,7 +6,6 @@ import gzip
 import json
 
 import pytest
-
 from hardening._cli import CATS, coco_ann, coco_image, od_record, refused
 
 

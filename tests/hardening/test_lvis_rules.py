@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import json
 
-from hardening._cli import CATS, LVIS_CATS, coco_ann, coco_image, count, dump, examples, lvis_image, refused, summary
+from hardening._cli import (
+    CATS,
+    LVIS_CATS,
+    coco_ann,
+    coco_image,
+    count,
+    dump,
+    examples,
+    lvis_image,
+    refused,
+    summary,
+)
 
 
 def _records(path):
@@ -63,6 +74,6 @@ def test_federated_ids_not_in_categories(work):
 def test_unknown_image_is_named_by_annotation_index(work):
     anns = [coco_ann(1, 1), {"id": 2}, coco_ann(3, 5)]
     dump(work / "l.json", {"images": [lvis_image(1)], "annotations": anns, "categories": LVIS_CATS})
-    r, doc = summary(work, "convert", "lvis2odvg", "l.json", "-o", "l.jsonl", "--label-map", "lm.json")
+    _r, doc = summary(work, "convert", "lvis2odvg", "l.json", "-o", "l.jsonl", "--label-map", "lm.json")
     assert "l.json: annotations[2]: image_id: image id 5 is not in images[]" in examples(doc)
     assert any(e.startswith("l.json: annotations[1]: ") for e in examples(doc))

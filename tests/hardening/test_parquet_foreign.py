@@ -6,7 +6,6 @@ import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from hardening._cli import od_record, refused, summary, vg_record
 
 
@@ -25,7 +24,7 @@ def test_pyarrow_written_od_and_vg_files_round_trip(work):
     _foreign(work / "vg.parquet", vg)
     assert [rec for _, rec in read_records(work / "od.parquet")] == od
     assert [rec for _, rec in read_records(work / "vg.parquet")] == vg
-    r, doc = summary(work, "stats", "od.parquet")
+    r, _doc = summary(work, "stats", "od.parquet")
     assert r.returncode == 0, r.stderr
 
 

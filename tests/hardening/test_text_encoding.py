@@ -6,7 +6,6 @@ import codecs
 import json
 
 import pytest
-
 from hardening._cli import CATS, coco_ann, coco_image, jpeg, jsonl, od_record, refused, summary
 
 BOM = codecs.BOM_UTF8
@@ -78,7 +77,7 @@ def test_invalid_utf8_inside_a_json_document_is_not_called_truncated(work, where
 def test_odvg_line_not_utf8_is_a_named_bad_line(work):
     (work / "od.jsonl").write_bytes(json.dumps(od_record()).encode() + b"\n" +
                                     json.dumps(od_record("CAFE.jpg")).encode().replace(b"CAFE", b"CAF\xe9") + b"\n")
-    r, doc = summary(work, "stats", "od.jsonl")
+    _r, doc = summary(work, "stats", "od.jsonl")
     assert "od.jsonl:2: not UTF-8 text (save the file as UTF-8)" in doc["problems"]["examples"]
 
 

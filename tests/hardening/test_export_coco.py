@@ -1,0 +1,85 @@
+"""export coco: bad lines refused and reported once; image ids kept (record image_id / --reference)."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import TINY_COCO
+from hardening._cli import count, examples, jsonl, od_record, summary, vg_record
+
+
+def test_bad_records_are_reported_once_and_not_copied(work):
+    recs = [
+        od_record("a.jpg"),
+        {k: v for k, v in od_record().items() if k != "filename"},
+        od_record("c.jpg", height="30"),
+        od_record("d.jpg", width=40.5),
+        od_record("e.jpg", height=True),
+    ]
+    path = jsonl(work / "od.jsonl", recs)
+    with path.open("a") as fh:
+        fh.write("{not json\n")
+    r, doc = summary(work, "export", "coco", "od.jsonl", "-o", "c.json")
+    assert r.returncode == 1
+    assert count(doc, "bad-image") == 4 and count(doc, "malformed-json") == 1  # once each, not twice
+    ex = examples(doc)
+    assert "od.jsonl:2: filename: missing or not a string: None" in ex
+    assert "od.jsonl:3: height: must be a positive integer, got '30'" in ex
+    assert "od.jsonl:4: width: must be a positive integer, got 40.5" in ex
+    out = json.loads((work / "c.json").read_text())
+    assert [im["file_name"] for im in out["images"]] == ["a.jpg"]
+    assert [a["image_id"] for a in out["annotations"]] == [out["images"][0]["id"]]
+
+
+def test_spans_outside_the_caption_are_not_copied(work):
+    bad = vg_record("b.jpg")
+    bad["grounding"]["regions"].append({"bbox": [1.0, 1.0, 5.0, 5.0], "phrase": "dog", "tokens_positive": [[4, 40]]})
+    jsonl(work / "vg.jsonl", [vg_record("a.jpg"), bad])
+    _r, doc = summary(work, "export", "coco", "vg.jsonl", "-o", "c.json")
+    assert count(doc, "bad-span") == 1
+    assert "vg.jsonl:2: grounding.regions[1].tokens_positive: span [4, 40] is outside the caption (length 11)" in examples(doc)
+    out = json.loads((work / "c.json").read_text())
+    assert len(out["images"]) == 2 and len(out["annotations"]) == 2
+    assert all(a["tokens_positive"] == [[0, 11]] for a in out["annotations"])
+
+
+def test_record_image_ids_are_kept(work):
+    jsonl(work / "od.jsonl", [od_record("a.jpg", image_id=397133), od_record("b.jpg", image_id=42)])
+    _r, doc = summary(work, "export", "coco", "od.jsonl", "-o", "c.json")
+    out = json.loads((work / "c.json").read_text())
+    assert [im["id"] for im in out["images"]] == [397133, 42]
+    assert [a["image_id"] for a in out["annotations"]] == [397133, 42]
+    assert doc["not exported (not in ODVG)"] == "crowd boxes, segmentation; area = box w*h"
+
+
+def test_reference_gives_back_the_original_image_and_category_ids(work):
+    """coco2odvg drops the ids; --reference maps them back by file name and category name, so
+    the export's ids are the original file's (what COCO predictions refer to)."""
+    original = TINY_COCO / "annotations" / "instances_val2017.json"
+    summary(work, "convert", "coco2odvg", str(original), "-o", "od.jsonl", "--label-map", "lm.json")
+    r, _doc = summary(work, "export", "coco", "od.jsonl", "--label-map", "lm.json", "--reference", str(original),
+                     "-o", "c.json")
+    assert r.returncode == 0, r.stderr
+    src = json.loads(original.read_text())
+    out = json.loads((work / "c.json").read_text())
+    ids = {im["file_name"]: im["id"] for im in src["images"]}
+    assert [im["id"] for im in out["images"]] == [ids[im["file_name"]] for im in out["images"]]
+    assert {im["id"] for im in out["images"]} == set(ids.values())
+    cats = {c["name"]: c["id"] for c in src["categories"]}
+    assert all(c["id"] == cats[c["name"]] for c in out["categories"])
+    # every exported box is a non-crowd original box of the same image and category
+    orig = {(a["image_id"], a["category_id"], tuple(round(v, 3) for v in a["bbox"])) for a in src["annotations"] if not a["iscrowd"]}
+    got = {(a["image_id"], a["category_id"], tuple(round(v, 3) for v in a["bbox"])) for a in out["annotations"]}
+    assert got <= orig and len(got) > 0
+
+
+def test_reference_without_the_image_is_a_named_error(work):
+    from hardening._cli import coco_image, dump
+
+    dump(work / "ref.json", {"images": [coco_image(1)], "annotations": [], "categories": [{"id": 5, "name": "cat"}]})
+    jsonl(work / "od.jsonl", [od_record("000000000001.jpg"), od_record("zzz.jpg")])
+    _r, doc = summary(work, "export", "coco", "od.jsonl", "--reference", "ref.json", "-o", "c.json")
+    assert "od.jsonl:2: filename: 'zzz.jpg' is not an image of ref.json" in examples(doc)
+    out = json.loads((work / "c.json").read_text())
+    assert [im["id"] for im in out["images"]] == [1]
+    assert [a["category_id"] for a in out["annotations"]] == [5]
