@@ -17,7 +17,7 @@ import orjson
 
 from odvgkit.errors import OdvgError
 from odvgkit.io import AtomicGroup, check_distinct
-from odvgkit.io.text import read_text
+from odvgkit.io.text import read_text, strip_bom
 
 _CHESS = ["  ", "black bishop", "black king", "black knight", "black pawn", "black queen", "black rook",
           "white bishop", "white king", "white knight", "white pawn", "white queen", "white rook"]
@@ -64,7 +64,7 @@ def override_categories(
     for rel, cats in table.items():
         src = root / rel
         try:
-            doc = orjson.loads(src.read_bytes())
+            doc = orjson.loads(strip_bom(src.read_bytes()))
         except FileNotFoundError:
             raise OdvgError(f"{src}: no such annotation file (is {root} the ODinW root?)") from None
         except orjson.JSONDecodeError as exc:

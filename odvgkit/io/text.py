@@ -25,6 +25,11 @@ def not_utf8(path: str | Path, data: bytes, exc: UnicodeDecodeError, offset: int
     return OdvgError(f"{where}: not UTF-8 text: byte 0x{data[at]:02x} at column {column} (save the file as UTF-8)")
 
 
+def strip_bom(data: bytes) -> bytes:
+    """``data`` without a leading UTF-8 BOM (for readers that parse bytes: orjson, msgspec)."""
+    return data[len(BOM):] if data.startswith(BOM) else data
+
+
 def decode_utf8(data: bytes, path: str | Path) -> str:
     """``data`` as text: a leading BOM dropped, anything that is not UTF-8 an :class:`OdvgError`."""
     if data.startswith(BOM):

@@ -98,6 +98,12 @@ def test_bom_is_accepted_everywhere(work):
             {"name": "a", "path": "od.jsonl", "kind": "od", "label_map": "lm.json", "num_records": 1,
              "samples": 1, "samples_per_epoch": 1}]}).encode())
     assert load_manifest(work / "mix.json").epoch_size == 1
+    from odvgkit.convert.grefcoco import read_grefs
+    from odvgkit.curate.sources import detect_kind
+
+    assert detect_kind(work / "od.jsonl") == "odvg"
+    (work / "grefs.json").write_bytes(BOM + b'[{"ref_id": 1, "image_id": 2, "split": "val", "sentences": []}]')
+    assert [g.image_id for g in read_grefs(work / "grefs.json")] == [2]
     # the CLI on BOM'd inputs: COCO json, OpenImages CSVs
     (work / "in.json").write_bytes(BOM + json.dumps({"images": [coco_image(1)], "annotations": [coco_ann(1, 1)],
                                                      "categories": CATS}).encode())
