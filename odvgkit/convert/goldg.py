@@ -597,12 +597,12 @@ def extract_coco_from_mixed(
     stats["images"] = len(kept_images)
     anns: list[tuple[int, int, msgspec.Raw]] = []
     seq = 0
-    for _key, _first, items in stream_members(path, {"annotations": msgspec.Raw}, problems=problems):
-        for raw in items:
+    for _key, first, items in stream_members(path, {"annotations": msgspec.Raw}, problems=problems):
+        for k, raw in enumerate(items, max(first, 0)):
             try:
                 a = decode_raw(raw, _AnnImage)
             except msgspec.ValidationError:
-                problems.error("bad-element", path, "annotations", "image_id", "missing or not an integer")
+                problems.error("bad-element", path, f"annotations[{k}]", "image_id", "missing or not an integer")
                 continue
             r = rank.get(a.image_id)
             if r is not None:

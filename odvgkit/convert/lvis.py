@@ -81,12 +81,14 @@ def lvis_conversion(path: str | Path, problems: ProblemLog | None = None, on_byt
     images: list[LvisImage | None] = []
     cats: list[Category] = []
     cols = Columns()
+    seen: set[str] = set()
     for key, first, items in stream_members(
         path, {"images": LvisImage, "annotations": CocoAnnotation, "categories": Category},
         problems=problems, on_bytes=on_bytes, keep_invalid=True,
         parallel=Parallel({"annotations": annotation_columns}, workers=WORKERS,
                           min_bytes=PARALLEL_MIN_BYTES),
     ):
+        seen.add(key)
         if first < 0:
             raise OdvgError(f"{path}: {key}: must be a JSON array")
         if key == "images":
@@ -95,6 +97,9 @@ def lvis_conversion(path: str | Path, problems: ProblemLog | None = None, on_byt
             cats.extend(c for c in items if c is not None)
         else:
             cols.add(items)
+    for required in ("images", "annotations"):  # as coco2odvg: one error, not a silent empty output
+        if required not in seen:
+            raise OdvgError(f"{path}: missing top-level key {required!r} (not an LVIS file?)")
     if not cats:
         raise OdvgError(f"{path}: categories: missing or empty (needed for the label map)")
     coco.check_category_ids(path, cats)

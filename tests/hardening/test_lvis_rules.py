@@ -77,3 +77,12 @@ def test_unknown_image_is_named_by_annotation_index(work):
     _r, doc = summary(work, "convert", "lvis2odvg", "l.json", "-o", "l.jsonl", "--label-map", "lm.json")
     assert "l.json: annotations[2]: image_id: image id 5 is not in images[]" in examples(doc)
     assert any(e.startswith("l.json: annotations[1]: ") for e in examples(doc))
+
+
+def test_missing_top_level_key_is_one_error(work):
+    dump(work / "l.json", {"images": [lvis_image(1)], "categories": LVIS_CATS})
+    refused(work, "convert", "lvis2odvg", "l.json", "-o", "l.jsonl", "--label-map", "lm.json",
+            fragments=("l.json: missing top-level key 'annotations' (not an LVIS file?)",))
+    dump(work / "m.json", {"annotations": [coco_ann(i, 1) for i in range(1, 50)], "categories": LVIS_CATS})
+    refused(work, "convert", "lvis2odvg", "m.json", "-o", "l.jsonl", "--label-map", "lm.json",
+            fragments=("m.json: missing top-level key 'images'",))
