@@ -20,6 +20,12 @@ Output = Annotated[
 ]
 
 
+ImageIds = Annotated[
+    bool,
+    typer.Option("--image-ids", help="Also write each image's source id as a record field image_id (export coco keeps it)."),
+]
+
+
 @convert_app.command("coco2odvg")
 def coco2odvg(
     input: Annotated[Path, typer.Argument(help="COCO-style instances json (COCO, Objects365, V3Det).")],
@@ -31,6 +37,7 @@ def coco2odvg(
     label_map: Annotated[
         Path | None, typer.Option("--label-map", help="Label map path. Default: <output dir>/<dataset>_label_map.json.")
     ] = None,
+    image_ids: ImageIds = False,
     strict: Strict = False,
     quiet: Quiet = False,
     json_mode: Json = False,
@@ -59,7 +66,7 @@ def coco2odvg(
     lm_path = label_map or out.parent / f"{DATASETS[dataset]}_label_map.json"
     size = input_bytes(input)
     with rep.progress(f"read {input.name}", total=size, unit="bytes") as advance:
-        conv = coco_to_odvg(input, dataset=dataset, problems=problems, on_bytes=advance)
+        conv = coco_to_odvg(input, dataset=dataset, problems=problems, on_bytes=advance, image_ids=image_ids)
     with rep.progress(f"write {out.name}", total=conv.total, unit="records") as advance:
         write_conversion(conv, out, inputs=[input], label_map_path=lm_path, on_records=advance)
     summarise(rep, "coco2odvg", conv, {"output": str(out), "label_map": str(lm_path)}, problems)
@@ -161,6 +168,7 @@ def lvis2odvg(
     input: Annotated[Path, typer.Argument(help="LVIS v1 json (lvis_v1_train.json / lvis_v1_val.json).")],
     output: Output = None,
     label_map: LabelMapOpt = None,
+    image_ids: ImageIds = False,
     strict: Strict = False,
     quiet: Quiet = False,
     json_mode: Json = False,
@@ -187,7 +195,7 @@ def lvis2odvg(
     lm_path = label_map or out.parent / "lvis_v1_label_map.json"
     size = input_bytes(input)
     with rep.progress(f"lvis2odvg {input.name}", total=size, unit="bytes") as advance:
-        conv = lvis_to_odvg(input, problems=problems, on_bytes=advance)
+        conv = lvis_to_odvg(input, problems=problems, on_bytes=advance, image_ids=image_ids)
         write_conversion(conv, out, inputs=[input], label_map_path=lm_path)
     _finish(rep, "lvis2odvg", conv, {"output": str(out), "label_map": str(lm_path)}, problems)
 

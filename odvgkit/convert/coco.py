@@ -136,8 +136,14 @@ def coco_to_odvg(
     dataset: str = "coco",
     problems: ProblemLog | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    image_ids: bool = False,
 ) -> Conversion:
-    """Convert one COCO-style instances file; the input is read completely before records flow."""
+    """Convert one COCO-style instances file; the input is read completely before records flow.
+
+    ``image_ids`` adds each image's COCO id as a last record field ``image_id`` (ODVGDataset reads
+    only the fields it knows, so training is unaffected); ``export coco`` gives it back, so
+    predictions line up with the original json. Off by default: upstream's records have no id.
+    """
     if dataset not in DATASETS:
         raise OdvgError(f"unknown dataset flavour {dataset!r}; choose one of {', '.join(DATASETS)}")
     path = Path(path)
@@ -171,10 +177,10 @@ def coco_to_odvg(
     plan = _plan(path, dataset, images, cols, cat_ids, problems, stats)
     names = [label_map[str(i)] for i in range(len(label_map))]
     return Conversion(
-        records=_records(plan, names, dataset, stats),
+        records=_records(plan, names, dataset, stats, image_ids),
         label_map=label_map,
         stats=stats,
-        jsonl_chunks=_jsonl_chunks(plan, names, dataset, stats),
+        jsonl_chunks=_jsonl_chunks(plan, names, dataset, stats, image_ids),
         total=len(plan.images),
     )
 
@@ -352,7 +358,9 @@ def _file_name(name: str, dataset: str) -> str:
     return name
 
 
-def _records(plan: _Plan, names: list[str], dataset: str, stats: Counter[str]) -> Iterator[dict[str, Any]]:
+def _records(
+    plan: _Plan, names: list[str], dataset: str, stats: Counter[str], image_ids: bool = False
+) -> Iterator[dict[str, Any]]:
     images, starts = plan.images, plan.starts
     for block in range(0, len(images), _BLOCK_IMAGES):
         stop = min(block + _BLOCK_IMAGES, len(images))
@@ -366,15 +374,20 @@ def _records(plan: _Plan, names: list[str], dataset: str, stats: Counter[str]) -
             im = images[i]
             a, b = int(starts[i]) - lo, int(starts[i + 1]) - lo
             stats["images"] += 1
-            yield {
+            rec = {
                 "filename": _file_name(im.file_name, dataset),
                 "height": im.height,
                 "width": im.width,
                 "detection": {"instances": instances[a:b]},
             }
+            if image_ids:
+                rec["image_id"] = im.id
+            yield rec
 
 
-def _jsonl_chunks(plan: _Plan, names: list[str], dataset: str, stats: Counter[str]) -> Iterator[tuple[bytes, int]]:
+def _jsonl_chunks(
+    plan: _Plan, names: list[str], dataset: str, stats: Counter[str], image_ids: bool = False
+) -> Iterator[tuple[bytes, int]]:
     """The records of :func:`_records`, serialised without building a dict per box.
 
     orjson formats a block's box array in one call (shortest round-trip floats, exactly as it
@@ -398,9 +411,8 @@ def _jsonl_chunks(plan: _Plan, names: list[str], dataset: str, stats: Counter[st
         for i in range(block, stop):
             im = images[i]
             a, b = int(starts[i]) - lo, int(starts[i + 1]) - lo
-            lines.append(
-                b'{"filename":%s,"height":%d,"width":%d,"detection":{"instances":[%s]}}\n'
-                % (orjson.dumps(_file_name(im.file_name, dataset)), im.height, im.width, b",".join(instances[a:b]))
-            )
+            head = b'{"filename":%s,"height":%d,"width":%d,"detection":{"instances":[%s]}' % (
+                orjson.dumps(_file_name(im.file_name, dataset)), im.height, im.width, b",".join(instances[a:b]))
+            lines.append(head + (b',"image_id":%d}\n' % im.id if image_ids else b"}\n"))
         stats["images"] += stop - block
         yield b"".join(lines), stop - block

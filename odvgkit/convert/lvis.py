@@ -64,17 +64,23 @@ def lvis_filename(img: LvisImage) -> str | None:
     return img.file_name
 
 
-def lvis_to_odvg(path: str | Path, problems: ProblemLog | None = None, on_bytes: OnBytes = None) -> Conversion:
+def lvis_to_odvg(
+    path: str | Path, problems: ProblemLog | None = None, on_bytes: OnBytes = None, image_ids: bool = False
+) -> Conversion:
     """Stream an LVIS json into OD records; the label map is filled once the input is read.
 
     The records must be consumed before ``conversion.label_map`` is complete (LVIS files list
     ``categories`` last); :func:`odvgkit.convert.base.write_conversion` writes the label map before
     the records, so :func:`lvis_conversion` reads the input eagerly and returns a ready object.
     """
-    return lvis_conversion(path, problems, on_bytes)
+    return lvis_conversion(path, problems, on_bytes, image_ids)
 
 
-def lvis_conversion(path: str | Path, problems: ProblemLog | None = None, on_bytes: OnBytes = None) -> Conversion:
+def lvis_conversion(
+    path: str | Path, problems: ProblemLog | None = None, on_bytes: OnBytes = None, image_ids: bool = False
+) -> Conversion:
+    """The conversion, input read eagerly; ``image_ids`` adds each image's id as a last field
+    ``image_id`` (see :func:`odvgkit.convert.coco.coco_to_odvg`)."""
     path = Path(path)
     problems = problems if problems is not None else ProblemLog()
     stats: Counter[str] = Counter()
@@ -119,8 +125,8 @@ def lvis_conversion(path: str | Path, problems: ProblemLog | None = None, on_byt
     images_ok = coco.resolve_images(path, images, n_annotations, problems, stats)
     _check_federated(path, images_ok, label_map, problems, stats)
     plan = _plan(path, images_ok, label_map, arrays, problems, stats)
-    return Conversion(records=_records(plan, stats), label_map=label_map, stats=stats,
-                      jsonl_chunks=_jsonl_chunks(plan, stats), total=len(plan.images))
+    return Conversion(records=_records(plan, stats, image_ids), label_map=label_map, stats=stats,
+                      jsonl_chunks=_jsonl_chunks(plan, stats, image_ids), total=len(plan.images))
 
 
 _BLOCK = 10_000  # images per block: Python lists exist for one block at a time
@@ -208,7 +214,7 @@ def _check_federated(
                 setattr(im, field_name, [c for c in values if c not in unknown])
 
 
-def _records(plan: _Plan, stats: Counter[str]) -> Iterator[dict[str, Any]]:
+def _records(plan: _Plan, stats: Counter[str], image_ids: bool = False) -> Iterator[dict[str, Any]]:
     images, starts, names = plan.images, plan.starts, plan.names
     for b0 in range(0, len(images), _BLOCK):
         b1 = min(b0 + _BLOCK, len(images))
@@ -221,13 +227,16 @@ def _records(plan: _Plan, stats: Counter[str]) -> Iterator[dict[str, Any]]:
             s, e = starts[i] - lo, starts[i + 1] - lo
             stats["images"] += 1
             stats["boxes"] += e - s
-            yield {"filename": filename, "height": im.height, "width": im.width,
+            rec = {"filename": filename, "height": im.height, "width": im.width,
                    "detection": {"instances": instances[s:e]},
                    "neg_category_ids": [c - 1 for c in im.neg_category_ids],
                    "not_exhaustive_category_ids": [c - 1 for c in im.not_exhaustive_category_ids]}
+            if image_ids:
+                rec["image_id"] = im.id
+            yield rec
 
 
-def _jsonl_chunks(plan: _Plan, stats: Counter[str]) -> Iterator[tuple[bytes, int]]:
+def _jsonl_chunks(plan: _Plan, stats: Counter[str], image_ids: bool = False) -> Iterator[tuple[bytes, int]]:
     """The bytes ``orjson`` writes for :func:`_records`, without a dict per box (the coco2odvg trick:
     one ``orjson`` call formats a block's boxes; each instance is prefix + box + per-label suffix)."""
     prefix = b'{"bbox":['
@@ -249,10 +258,11 @@ def _jsonl_chunks(plan: _Plan, stats: Counter[str]) -> Iterator[tuple[bytes, int
             s, e = starts[i] - lo, starts[i + 1] - lo
             lines.append(
                 b'{"filename":%s,"height":%d,"width":%d,"detection":{"instances":[%s]},'
-                b'"neg_category_ids":%s,"not_exhaustive_category_ids":%s}\n'
+                b'"neg_category_ids":%s,"not_exhaustive_category_ids":%s%s}\n'
                 % (orjson.dumps(filename), im.height, im.width, b",".join(inst[s:e]),
                    orjson.dumps([c - 1 for c in im.neg_category_ids]),
-                   orjson.dumps([c - 1 for c in im.not_exhaustive_category_ids]))
+                   orjson.dumps([c - 1 for c in im.not_exhaustive_category_ids]),
+                   b',"image_id":%d' % im.id if image_ids else b"")
             )
         stats["images"] += b1 - b0
         stats["boxes"] += hi - lo

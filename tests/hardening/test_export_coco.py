@@ -83,3 +83,29 @@ def test_reference_without_the_image_is_a_named_error(work):
     out = json.loads((work / "c.json").read_text())
     assert [im["id"] for im in out["images"]] == [1]
     assert [a["category_id"] for a in out["annotations"]] == [5]
+
+
+def test_converter_image_ids_survive_export(work):
+    """coco2odvg/lvis2odvg --image-ids put the source id on each record (last field; the fast
+    JSONL path and the record path agree); export coco then writes the original ids."""
+    from hardening._cli import CATS, LVIS_CATS, coco_ann, coco_image, dump, lvis_image
+
+    dump(work / "c.json", {"images": [coco_image(397133), coco_image(5)], "annotations": [coco_ann(1, 5)], "categories": CATS})
+    dump(work / "l.json", {"images": [lvis_image(139), lvis_image(285)], "annotations": [coco_ann(1, 285)],
+                           "categories": LVIS_CATS})
+    summary(work, "convert", "coco2odvg", "c.json", "--image-ids", "-o", "c.jsonl", "--label-map", "clm.json")
+    summary(work, "convert", "coco2odvg", "c.json", "--image-ids", "-o", "c.parquet", "--label-map", "clm2.json")
+    summary(work, "convert", "lvis2odvg", "l.json", "--image-ids", "-o", "l.jsonl", "--label-map", "llm.json")
+    summary(work, "convert", "lvis2odvg", "l.json", "--image-ids", "-o", "l.parquet", "--label-map", "llm2.json")
+    from odvgkit.io import read_records
+
+    for stem, ids in (("c", [397133, 5]), ("l", [139, 285])):
+        lines = [json.loads(line) for line in (work / f"{stem}.jsonl").read_text().splitlines()]
+        assert [r["image_id"] for r in lines] == ids and all(list(r)[-1] == "image_id" for r in lines)
+        assert [r for _, r in read_records(work / f"{stem}.parquet")] == lines
+        summary(work, "export", "coco", f"{stem}.jsonl", "-o", f"{stem}_coco.json")
+        out = json.loads((work / f"{stem}_coco.json").read_text())
+        assert [im["id"] for im in out["images"]] == ids
+        assert [a["image_id"] for a in out["annotations"]] == [ids[1]]
+    summary(work, "convert", "coco2odvg", "c.json", "-o", "plain.jsonl", "--label-map", "clm3.json")
+    assert "image_id" not in (work / "plain.jsonl").read_text()  # off by default: upstream's records
