@@ -151,7 +151,9 @@ def export_coco(
     """Write ``output`` (a COCO json) from the ODVG file ``path``; returns counts.
 
     Image ids: a record's own integer ``image_id`` field when it has one, else the id of its file
-    name in ``reference`` (the original COCO json), else the record's position (1..N). Category ids
+    name in ``reference`` (the original COCO json), else the record's position (1..N). VG records
+    (several captions per image) follow MDETR's layout instead: ``id`` is the position and the
+    source id, when known, goes into ``original_id``. Category ids
     come from ``reference`` by name when given. Each bad line is reported once (the input is read
     twice, the second pass silently skips what the first reported).
     """
@@ -210,6 +212,11 @@ def export_coco(
                                f"{rec['filename']!r} is not an image of {reference}")
                 ids.append(_SKIP)
                 continue
+            kind = kind_of(rec)
+            original_id = None
+            if kind == "vg":  # MDETR layout: one image entry per caption, the source id as original_id
+                known = type(rec.get("image_id")) is int or reference is not None
+                original_id, image_id = (image_id if known else None), len(ids) + 1
             if image_id in used:
                 problems.error("duplicate-image-id", path, line, "image_id",
                                f"image id {image_id} already used by line {used[image_id]}")
@@ -217,12 +224,13 @@ def export_coco(
                 continue
             used[image_id] = line
             ids.append(image_id)
-            kind = kind_of(rec)
             kinds[kind] += 1
             img: dict[str, Any] = {"id": image_id, "file_name": rec["filename"],
                                    "height": rec["height"], "width": rec["width"]}
             if kind == "vg":
                 img["caption"] = rec["grounding"].get("caption", "")
+                if original_id is not None:
+                    img["original_id"] = original_id
             for key in ("neg_category_ids", "not_exhaustive_category_ids"):
                 if isinstance(rec.get(key), list):
                     img[key] = [cat_id(v) for v in rec[key]]

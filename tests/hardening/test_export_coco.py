@@ -109,3 +109,20 @@ def test_converter_image_ids_survive_export(work):
         assert [a["image_id"] for a in out["annotations"]] == [ids[1]]
     summary(work, "convert", "coco2odvg", "c.json", "-o", "plain.jsonl", "--label-map", "clm3.json")
     assert "image_id" not in (work / "plain.jsonl").read_text()  # off by default: upstream's records
+
+
+def test_vg_records_of_one_image_keep_the_source_id_as_original_id(work):
+    """RefCOCO-style VG files have several records (captions) per image: MDETR's layout, one image
+    entry per caption (``id`` = position) with the source id in ``original_id``."""
+    from hardening._cli import coco_image, dump
+
+    dump(work / "ref.json", {"images": [coco_image(9)], "annotations": [], "categories": []})
+    jsonl(work / "vg.jsonl", [vg_record("000000000009.jpg"), vg_record("000000000009.jpg"), vg_record("other.jpg", image_id=4)])
+    r, _doc = summary(work, "export", "coco", "vg.jsonl", "--reference", "ref.json", "-o", "c.json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads((work / "c.json").read_text())
+    assert [(im["id"], im.get("original_id")) for im in out["images"]] == [(1, 9), (2, 9), (3, 4)]
+    assert [a["image_id"] for a in out["annotations"]] == [1, 2, 3]
+    summary(work, "export", "coco", "vg.jsonl", "-o", "plain.json")
+    plain = json.loads((work / "plain.json").read_text())
+    assert [(im["id"], im.get("original_id")) for im in plain["images"]] == [(1, None), (2, None), (3, 4)]
