@@ -522,6 +522,8 @@ def _decode_batch(
     item_decoder_type = item_decoder.type if item_decoder is not None else msgspec.Raw
     data = buf.data
     start = buf.pos
+    if start >= len(data):  # the file ends right after a ',' between elements
+        raise buf.syntax_error(buf.base + start, f"{key}[{index}]: unexpected end of file (truncated?)")
     opener = data[start]
     closer = b"}" if opener == ord("{") else b"]" if opener == ord("[") else None
     hi = len(data)

@@ -143,3 +143,34 @@ def test_odvg_reader_and_validator(tmp_path_factory: pytest.TempPathFactory, rec
         validate_file(path, ProblemLog(), label_map={"0": "cat"})
     except OdvgError as exc:
         assert "\n" not in str(exc)
+
+
+MDETR = {
+    "images": [
+        {"id": 1, "file_name": "a.jpg", "height": 30, "width": "40", "caption": "a black cat", "original_id": 9},
+        {"id": 2, "file_name": "b.jpg", "height": 20, "width": 20, "caption": "two dogs"},
+    ],
+    "annotations": [
+        {"id": 1, "image_id": 1, "bbox": [1.0, 2.0, 10.0, 8.0], "area": 80.0, "iscrowd": 0, "tokens_positive": [[0, 11]]},
+        {"id": 2, "image_id": 2, "bbox": [0, 0, 5, 5], "area": 25, "iscrowd": 0, "tokens_positive": [[0, 3], [4, 8]]},
+    ],
+    "categories": [{"id": 1, "name": "object"}],
+}
+
+
+@FUZZ
+@given(doc=mutated(MDETR), cut=st.one_of(st.none(), st.integers(0, 400)))
+def test_mdetr_reader(tmp_path_factory: pytest.TempPathFactory, doc: Any, cut: int | None) -> None:
+    from odvgkit.convert.goldg import goldg_to_odvg
+
+    path = tmp_path_factory.mktemp("mdetr") / "in.json"
+    path.write_bytes(_bytes(doc, cut))
+    try:
+        conv = goldg_to_odvg(path, problems=ProblemLog())
+        assert conv.jsonl_chunks is not None
+        for chunk, n in conv.jsonl_chunks:
+            assert chunk.count(b"\n") == n
+            for line in chunk.splitlines():
+                json.loads(line)
+    except OdvgError as exc:
+        assert "\n" not in str(exc)
