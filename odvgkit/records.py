@@ -117,7 +117,7 @@ def box_is_finite(box: Any) -> bool:
 def region_boxes(region: dict[str, Any]) -> list[list[float]]:
     """A region's boxes as a list, whether it holds one box or several (mmdet's own test)."""
     bbox = region.get("bbox") or []
-    return bbox if bbox and isinstance(bbox[0], list) else [bbox]
+    return bbox if isinstance(bbox, list) and bbox and isinstance(bbox[0], list) else [bbox]
 
 
 def kind_of(record: dict[str, Any]) -> str:

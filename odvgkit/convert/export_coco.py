@@ -82,6 +82,15 @@ def image_problem(rec: dict[str, Any]) -> tuple[str, str] | None:
         v = rec.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
             return key, f"must be a positive integer, got {v!r}"
+    for block, items in (("detection", "instances"), ("grounding", "regions")):
+        if block in rec:
+            value = rec[block]
+            if not isinstance(value, dict):
+                return block, f"must be an object, got {type(value).__name__}"
+            if not isinstance(value.get(items, []), list):
+                return f"{block}.{items}", f"must be a list, got {type(value[items]).__name__}"
+    if "grounding" in rec and not isinstance(rec["grounding"].get("caption"), str):
+        return "grounding.caption", f"must be a string, got {rec['grounding'].get('caption')!r}"
     return None
 
 
@@ -250,6 +259,9 @@ def export_coco(
             if "grounding" in rec:
                 caption = rec["grounding"].get("caption")
                 for r, region in enumerate(rec["grounding"].get("regions") or []):
+                    if not isinstance(region, dict):
+                        problems.error("bad-region", path, line, f"grounding.regions[{r}]", "must be an object")
+                        continue
                     spans = region.get("tokens_positive", [])
                     why = span_problem(caption, spans)
                     if why is not None:
@@ -269,8 +281,8 @@ def export_coco(
                         stats["annotations"] += 1
                 continue
             for k, inst in enumerate((rec.get("detection") or {}).get("instances") or []):
-                box, label = inst.get("bbox"), inst.get("label")
-                if not box_is_finite(box) or not isinstance(label, int) or label < 0:
+                box, label = (inst.get("bbox"), inst.get("label")) if isinstance(inst, dict) else (None, None)
+                if not box_is_finite(box) or type(label) is not int or label < 0:
                     problems.error("bad-instance", path, line, f"detection.instances[{k}]",
                                    "needs a 4-number bbox and a label >= 0")
                     continue

@@ -126,3 +126,32 @@ def test_vg_records_of_one_image_keep_the_source_id_as_original_id(work):
     summary(work, "export", "coco", "vg.jsonl", "-o", "plain.json")
     plain = json.loads((work / "plain.json").read_text())
     assert [(im["id"], im.get("original_id")) for im in plain["images"]] == [(1, None), (2, None), (3, 4)]
+
+
+def test_wrong_shapes_are_named_not_crashes(work):
+    """Found by the fuzz test: blocks of the wrong JSON type crashed export coco and stats."""
+    od = [
+        od_record("a.jpg"),
+        od_record("b.jpg", detection=[1]),
+        od_record("c.jpg", detection={"instances": 5}),
+        od_record("f.jpg", detection={"instances": [7, {"bbox": [1, 1, 5, 5], "label": True}]}),
+    ]
+    vg = [
+        vg_record("a.jpg"),
+        {**vg_record("d.jpg"), "grounding": {"caption": None, "regions": []}},
+        {**vg_record("e.jpg"), "grounding": {"caption": "x", "regions": [3]}},
+    ]
+    jsonl(work / "od.jsonl", od)
+    jsonl(work / "vg.jsonl", vg)
+    r, doc = summary(work, "export", "coco", "od.jsonl", "-o", "od.json")
+    ex = examples(doc)
+    assert "od.jsonl:2: detection: must be an object, got list" in ex
+    assert "od.jsonl:3: detection.instances: must be a list, got int" in ex
+    assert count(doc, "bad-instance") == 2
+    r, doc = summary(work, "export", "coco", "vg.jsonl", "-o", "vg.json")
+    ex = examples(doc)
+    assert "vg.jsonl:2: grounding.caption: must be a string, got None" in ex
+    assert "vg.jsonl:3: grounding.regions[0]: must be an object" in ex
+    for name in ("od.jsonl", "vg.jsonl"):
+        r, doc = summary(work, "stats", name)
+        assert r.returncode == 0, r.stderr

@@ -139,10 +139,18 @@ def test_odvg_reader_and_validator(tmp_path_factory: pytest.TempPathFactory, rec
     data = data[:cut] if cut is not None else data
     path = folder / ("in.jsonl.gz" if gz else "in.jsonl")
     path.write_bytes(gzip.compress(data)[: (cut or 10**9) + 20] if gz else data)
-    try:
-        validate_file(path, ProblemLog(), label_map={"0": "cat"})
-    except OdvgError as exc:
-        assert "\n" not in str(exc)
+    from odvgkit.convert.export_coco import export_coco
+    from odvgkit.curate.stats import compute
+
+    for run in (
+        lambda: validate_file(path, ProblemLog(), label_map={"0": "cat"}),
+        lambda: compute(path, {"0": "cat"}, ProblemLog(), count_tokens=False),
+        lambda: export_coco(path, folder / "coco.json", problems=ProblemLog()),
+    ):
+        try:
+            run()
+        except OdvgError as exc:
+            assert "\n" not in str(exc)
 
 
 MDETR = {
