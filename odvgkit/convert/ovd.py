@@ -28,6 +28,7 @@ from odvgkit.convert.lvis import Category
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io import check_distinct, read_label_map, read_records
 from odvgkit.io.jsonstream import stream_members
+from odvgkit.records import items_of
 
 
 def coco_ovd_split() -> tuple[list[str], list[str]]:
@@ -148,9 +149,11 @@ def lvis_to_ovd(
 
     def records() -> Iterator[dict[str, Any]]:
         for _, rec in read_records(od_path, problems):
-            det = rec.get("detection") or {}
+            det = rec.get("detection") if isinstance(rec.get("detection"), dict) else {}
             instances = []
-            for inst in det.get("instances") or []:
+            for inst in items_of(det.get("instances")):
+                if not isinstance(inst, dict):
+                    continue
                 new = remap.get(inst.get("label"))  # type: ignore[arg-type]
                 if new is None:
                     stats["dropped:rare-instances"] += 1

@@ -153,7 +153,10 @@ def remap_records(
         det = rec.get("detection")
         if isinstance(det, dict):
             n_detection += 1
-            for j, inst in enumerate(det.get("instances") or ()):
+            instances = det.get("instances") or []
+            if not isinstance(instances, list):
+                raise OdvgError(f"{path}:{line}: detection.instances: must be a list, got {type(instances).__name__}")
+            for j, inst in enumerate(instances):
                 if not isinstance(inst, dict):
                     continue
                 lab = inst.get("label")

@@ -95,7 +95,7 @@ def _convert_coco(path: Path) -> None:
         assert all(math.isfinite(v) for i in rec["detection"]["instances"] for v in i["bbox"])
 
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
@@ -139,13 +139,20 @@ def test_odvg_reader_and_validator(tmp_path_factory: pytest.TempPathFactory, rec
     data = data[:cut] if cut is not None else data
     path = folder / ("in.jsonl.gz" if gz else "in.jsonl")
     path.write_bytes(gzip.compress(data)[: (cut or 10**9) + 20] if gz else data)
+    from odvgkit.browse.scene import scene_of
     from odvgkit.convert.export_coco import export_coco
+    from odvgkit.curate.labels import remap_records
+    from odvgkit.curate.lint import lint_file
     from odvgkit.curate.stats import compute
+    from odvgkit.io import read_records
 
     for run in (
         lambda: validate_file(path, ProblemLog(), label_map={"0": "cat"}),
         lambda: compute(path, {"0": "cat"}, ProblemLog(), count_tokens=False),
         lambda: export_coco(path, folder / "coco.json", problems=ProblemLog()),
+        lambda: lint_file(path, {"0": "cat"}, ProblemLog()),
+        lambda: list(remap_records(path, {0: 0}, {"0": "cat"}, ProblemLog())),
+        lambda: [scene_of(rec, {"0": "cat"}, 0.3) for _, rec in read_records(path, ProblemLog())],
     ):
         try:
             run()
