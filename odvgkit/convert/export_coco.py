@@ -268,7 +268,7 @@ def export_coco(
                         problems.error("bad-span", path, line, f"grounding.regions[{r}].tokens_positive", why)
                         continue
                     phrase = region.get("phrase", "")
-                    name = " ".join(phrase) if isinstance(phrase, list) else str(phrase)
+                    name = " ".join(map(str, phrase)) if isinstance(phrase, list) else str(phrase)
                     cid = phrases.setdefault(name, len(phrases) + 1)
                     for box in region_boxes(region):
                         if not box_is_finite(box):

@@ -52,6 +52,7 @@ from typing import Any
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io import read_label_map, read_records
 from odvgkit.io.text import read_text
+from odvgkit.records import items_of
 
 SCHEMA_VERSION = 1
 WEIGHT_KEYS = ("ratio", "repeat", "samples")
@@ -151,7 +152,7 @@ def scan_source(path: Path, label_map: dict[str, str] | None, problems: ProblemL
             kinds["od"] += 1
             if label_map is not None:
                 det = rec["detection"] if isinstance(rec["detection"], dict) else {}
-                for j, inst in enumerate(det.get("instances") or ()):
+                for j, inst in enumerate(items_of(det.get("instances"))):
                     lab = inst.get("label") if isinstance(inst, dict) else None
                     if str(lab) not in label_map:
                         raise OdvgError(
@@ -575,7 +576,7 @@ def materialize(
                 rec["filename"] = str(s.image_root / rec["filename"])
             if table is not None:
                 det = rec.get("detection") or {}
-                for j, inst in enumerate(det.get("instances") or ()):
+                for j, inst in enumerate(items_of(det.get("instances"))):
                     try:
                         inst["label"] = table[int(inst["label"])]
                     except (KeyError, TypeError, ValueError):

@@ -126,7 +126,7 @@ def compute(
             n = 0
             for r in regions:
                 phrase = r.get("phrase")
-                text = " ".join(phrase) if isinstance(phrase, list) else str(phrase or "")
+                text = " ".join(map(str, phrase)) if isinstance(phrase, list) else str(phrase or "")
                 st.phrases[text.strip().lower()] += 1
                 n += _add_boxes(st, region_boxes(r), w, h)
             if tok is not None:
