@@ -72,9 +72,10 @@ def fix_names(
         if key != "categories":
             return raw
         cat = msgspec.json.decode(raw)
-        entry = table.get(cat.get("id")) if isinstance(cat, dict) else None
+        cid = cat.get("id") if isinstance(cat, dict) else None
+        entry = table.get(cid) if type(cid) is int else None
         if entry is None:
-            problems.warn("not-in-table", path, f"categories[{i}]", "id", f"id {cat.get('id')!r} is not in the name table; kept as is")
+            problems.warn("not-in-table", path, f"categories[{i}]", "id", f"id {cid!r} is not in the name table; kept as is")
             return raw
         old, new = entry
         if old != new and cat.get("name") != new:

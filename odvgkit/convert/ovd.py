@@ -89,7 +89,7 @@ def coco_ovd_filter(
             return raw if keep else None
         if key == "categories":
             cat = msgspec.json.decode(raw)
-            if cat.get("id") not in keep_cats:
+            if not isinstance(cat, dict) or type(cat.get("id")) is not int or cat["id"] not in keep_cats:
                 return None
             cat["split"] = splits[cat["id"]]
             stats["categories"] += 1
