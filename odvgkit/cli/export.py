@@ -41,7 +41,11 @@ def coco(
 
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
+    from odvgkit.curate.labels import check_keys
+
     lm = read_label_map(label_map) if label_map else None
+    if lm is not None and label_map is not None:
+        check_keys(lm, label_map)  # category ids are computed from the keys
     with rep.progress(f"export {input.name}") as advance:
         stats = export_coco(input, output, label_map=lm, category_ids=category_ids, reference=reference,
                             problems=problems, on_record=advance)

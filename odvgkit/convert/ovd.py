@@ -142,6 +142,9 @@ def lvis_to_ovd(
     problems = problems if problems is not None else ProblemLog()
     base = lvis_base_labels(lvis_json, problems)
     lm = read_label_map(label_map_path)
+    from odvgkit.curate.labels import check_keys
+
+    check_keys(lm, Path(label_map_path))  # "a": "cat" would be a ValueError below
     kept = sorted(int(k) for k in lm if int(k) in base)
     remap = {old: new for new, old in enumerate(kept)} if renumber else {old: old for old in kept}
     label_map = {str(remap[k]): lm[str(k)] for k in kept}

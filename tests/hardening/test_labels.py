@@ -43,3 +43,11 @@ def test_rename_refuses_duplicate_keys(work):
     (work / "lm.json").write_text('{"0": "cat", "1": "dog", "0": "kitten"}')
     refused(work, "labels", "rename", "lm.json", "-s", "lower", "-o", "new.json",
             fragments=("lm.json: label '0' appears twice (names 'cat' and 'kitten')",))
+
+
+def test_label_map_with_non_integer_keys(work):
+    (work / "lm.json").write_text('{"a": "cat"}')
+    jsonl(work / "od.jsonl", [od_record()])
+    for args in (("export", "coco", "od.jsonl", "--label-map", "lm.json", "-o", "c.json"),
+                 ("labels", "merge", "lm.json", "lm.json", "-o", "m.json")):
+        refused(work, *args, fragments=("lm.json: label 'a': keys must be non-negative integers as strings",))
