@@ -341,8 +341,8 @@ def manifest_from_dict(data: Any, path: Path) -> Manifest:
     def abspath(v: Any, loc: str) -> Path | None:
         if v is None:
             return None
-        if not isinstance(v, str) or not v:
-            raise OdvgError(f"{where}: {loc}: expected a path string")
+        if not isinstance(v, str) or not v or "\x00" in v:
+            raise OdvgError(f"{where}: {loc}: expected a path string, got {v!r}")
         q = Path(v)
         return q if q.is_absolute() else (base / q).resolve()
 

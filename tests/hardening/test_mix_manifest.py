@@ -39,6 +39,7 @@ CASES = {
     "epoch-size-disagrees": ({"epoch_size": 10}, r"epoch_size: 10 disagrees with the sources \(their samples_per_epoch add up to 3\)"),
     "epoch-size-string": ({"epoch_size": "3"}, r"epoch_size: '3' disagrees"),
     "ratio-above-one": ({"source": {"samples": None, "ratio": 1.5}}, r"ratio: a fraction of the epoch must be <= 1"),
+    "path-with-nul": ({"source": {"path": "od\u0000.jsonl"}}, r"sources\[0\]\.path: expected a path string"),
     "repeat-infinite": ({"source": {"samples": None, "repeat": float("inf")}}, r"repeat: expected a positive number"),
 }
 
