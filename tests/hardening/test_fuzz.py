@@ -189,3 +189,29 @@ def test_mdetr_reader(tmp_path_factory: pytest.TempPathFactory, doc: Any, cut: i
                 json.loads(line)
     except OdvgError as exc:
         assert "\n" not in str(exc)
+
+
+MANIFEST_SOURCES = [
+    {"name": "a", "path": "od.jsonl", "kind": "od", "label_map": "lm.json", "num_records": 1, "ratio": None,
+     "repeat": 2, "samples": None, "samples_per_epoch": 2, "class_balanced_threshold": 0.001, "image_root": None},
+    {"name": "b", "path": "od.jsonl", "kind": "vg", "label_map": None, "num_records": 1, "ratio": None,
+     "repeat": None, "samples": 3, "samples_per_epoch": 3},
+]
+MANIFEST = {"odvgkit_mixture": 1, "seed": 0, "epoch_size": 5, "sources": MANIFEST_SOURCES}
+
+
+@FUZZ
+@given(doc=mutated(MANIFEST), lm=mutated({"0": "cat", "1": "dog"}))
+def test_manifest_and_label_map_readers(tmp_path_factory: pytest.TempPathFactory, doc: Any, lm: Any) -> None:
+    from odvgkit.curate.mix import load_manifest
+    from odvgkit.io import read_label_map
+
+    folder = tmp_path_factory.mktemp("mix")
+    (folder / "od.jsonl").write_text(json.dumps(ODVG[0]) + "\n")
+    (folder / "lm.json").write_bytes(_bytes(lm, None))
+    (folder / "mix.json").write_bytes(_bytes(doc, None))
+    for run in (lambda: load_manifest(folder / "mix.json"), lambda: read_label_map(folder / "lm.json")):
+        try:
+            run()
+        except OdvgError as exc:
+            assert "\n" not in str(exc)
