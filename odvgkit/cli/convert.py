@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -37,10 +38,10 @@ def coco2odvg(
     label_map: Annotated[
         Path | None, typer.Option("--label-map", help="Label map path. Default: <output dir>/<dataset>_label_map.json.")
     ] = None,
-    image_ids: ImageIds = False,
     strict: Strict = False,
     quiet: Quiet = False,
     json_mode: Json = False,
+    image_ids: ImageIds = False,
 ) -> None:
     """COCO-style detection json → ODVG OD records + label map.
 
@@ -65,8 +66,10 @@ def coco2odvg(
     out = output or default_output(input, "_od.json")
     lm_path = label_map or out.parent / f"{DATASETS[dataset]}_label_map.json"
     size = input_bytes(input)
+    if image_ids:  # the source image id as a last record field (export coco gives it back)
+        coco_to_odvg = partial(coco_to_odvg, image_ids=True)
     with rep.progress(f"read {input.name}", total=size, unit="bytes") as advance:
-        conv = coco_to_odvg(input, dataset=dataset, problems=problems, on_bytes=advance, image_ids=image_ids)
+        conv = coco_to_odvg(input, dataset=dataset, problems=problems, on_bytes=advance)
     with rep.progress(f"write {out.name}", total=conv.total, unit="records") as advance:
         write_conversion(conv, out, inputs=[input], label_map_path=lm_path, on_records=advance)
     summarise(rep, "coco2odvg", conv, {"output": str(out), "label_map": str(lm_path)}, problems)
@@ -168,10 +171,10 @@ def lvis2odvg(
     input: Annotated[Path, typer.Argument(help="LVIS v1 json (lvis_v1_train.json / lvis_v1_val.json).")],
     output: Output = None,
     label_map: LabelMapOpt = None,
-    image_ids: ImageIds = False,
     strict: Strict = False,
     quiet: Quiet = False,
     json_mode: Json = False,
+    image_ids: ImageIds = False,
 ) -> None:
     """LVIS v1 json → ODVG OD records + label map (label = category_id - 1).
 
@@ -194,8 +197,10 @@ def lvis2odvg(
     out = output or default_output(input, "_od.json")
     lm_path = label_map or out.parent / "lvis_v1_label_map.json"
     size = input_bytes(input)
+    if image_ids:  # the source image id as a last record field (export coco gives it back)
+        lvis_to_odvg = partial(lvis_to_odvg, image_ids=True)
     with rep.progress(f"lvis2odvg {input.name}", total=size, unit="bytes") as advance:
-        conv = lvis_to_odvg(input, problems=problems, on_bytes=advance, image_ids=image_ids)
+        conv = lvis_to_odvg(input, problems=problems, on_bytes=advance)
         write_conversion(conv, out, inputs=[input], label_map_path=lm_path)
     _finish(rep, "lvis2odvg", conv, {"output": str(out), "label_map": str(lm_path)}, problems)
 

@@ -179,9 +179,7 @@ def _base_labels(spec: str, sources: list[Any]) -> list[int]:
         names.update(s.names)
     by_name = {v: int(k) for k, v in names.items()}
     path = Path(spec)
-    from odvgkit.io.text import read_text
-
-    items = read_text(path).splitlines() if path.is_file() else spec.split(",")
+    items = path.read_text(encoding="utf-8").splitlines() if path.is_file() else spec.split(",")
     out = []
     for item in (i.strip() for i in items):
         if not item:
