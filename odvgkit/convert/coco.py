@@ -29,8 +29,8 @@ import orjson
 
 from odvgkit.convert._boxes import big_enough, overlaps_image, to_xyxy
 from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS
-from odvgkit.convert._types import Int64
 from odvgkit.convert.base import Conversion
+from odvgkit.convert.fields import Int64
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io.jsonstream import Parallel, stream_members
 
@@ -135,15 +135,12 @@ def coco_to_odvg(
     path: str | Path,
     dataset: str = "coco",
     problems: ProblemLog | None = None,
-    on_bytes: Callable[[int], None] | None = None,
+    # image_ids: each image's COCO id as a last record field ``image_id`` (ODVGDataset reads only the
+    # fields it knows); ``export coco`` gives it back. Off by default: upstream's records have no id.
     image_ids: bool = False,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> Conversion:
-    """Convert one COCO-style instances file; the input is read completely before records flow.
-
-    ``image_ids`` adds each image's COCO id as a last record field ``image_id`` (ODVGDataset reads
-    only the fields it knows, so training is unaffected); ``export coco`` gives it back, so
-    predictions line up with the original json. Off by default: upstream's records have no id.
-    """
+    """Convert one COCO-style instances file; the input is read completely before records flow."""
     if dataset not in DATASETS:
         raise OdvgError(f"unknown dataset flavour {dataset!r}; choose one of {', '.join(DATASETS)}")
     path = Path(path)
@@ -183,13 +180,6 @@ def coco_to_odvg(
         jsonl_chunks=_jsonl_chunks(plan, names, dataset, stats, image_ids),
         total=len(plan.images),
     )
-
-
-def check_category_ids(path: Path, categories: Sequence[Any]) -> None:
-    """A repeated category id is refused (shared by lvis2odvg): which name would the label get?"""
-    dupes = sorted(i for i, n in Counter(c.id for c in categories).items() if n > 1)
-    if dupes:
-        raise OdvgError(f"{path}: categories: duplicate category id {dupes[0]}")
 
 
 def _label_map(path: Path, categories: list[CocoCategory]) -> tuple[dict[str, str], np.ndarray]:
@@ -259,6 +249,13 @@ def _plan(
     labels = labels_all[order]
     stats["boxes"] = len(order)
     return _Plan(images=ordered, starts=starts, boxes=xyxy, labels=labels)
+
+
+def check_category_ids(path: Path, categories: Sequence[Any]) -> None:
+    """A repeated category id is refused (shared by lvis2odvg): which name would the label get?"""
+    dupes = sorted(i for i, n in Counter(c.id for c in categories).items() if n > 1)
+    if dupes:
+        raise OdvgError(f"{path}: categories: duplicate category id {dupes[0]}")
 
 
 def resolve_images(

@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 
 from odvgkit.convert._stream import JsonDocWriter
-from odvgkit.convert._types import INT64_MAX, Int64
+from odvgkit.convert.fields import INT64_MAX, Int64
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io import atomic_path, check_distinct, read_records
 from odvgkit.records import box_is_finite, kind_of, region_boxes

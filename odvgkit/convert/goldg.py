@@ -36,8 +36,8 @@ from odvgkit._memory import gc_paused, trim_heap
 from odvgkit.convert._boxes import big_enough, overlaps_image
 from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS, ordered_map
 from odvgkit.convert._stream import OnBytes
-from odvgkit.convert._types import INT64_MAX, INT64_MIN, Int64
 from odvgkit.convert.base import Conversion
+from odvgkit.convert.fields import INT64_MAX, INT64_MIN, Int64
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io.jsonstream import Parallel, stream_members
 

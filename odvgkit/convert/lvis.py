@@ -29,9 +29,9 @@ from odvgkit.convert import coco
 from odvgkit.convert._boxes import big_enough, overlaps_image, to_xyxy
 from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS
 from odvgkit.convert._stream import OnBytes
-from odvgkit.convert._types import Int64
 from odvgkit.convert.base import Conversion
 from odvgkit.convert.coco import CocoAnnotation, Columns, annotation_columns
+from odvgkit.convert.fields import Int64
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io.jsonstream import Parallel, stream_members
 
