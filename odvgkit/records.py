@@ -114,10 +114,16 @@ def box_is_finite(box: Any) -> bool:
     )
 
 
+def items_of(value: Any) -> list[Any]:
+    """``instances`` / ``regions`` / ``tokens_positive`` as a list; a value of another JSON type
+    (``true``, ``5``, an object) has no items — the validator reports it, readers must not crash."""
+    return value if isinstance(value, list) else []
+
+
 def region_boxes(region: dict[str, Any]) -> list[list[float]]:
     """A region's boxes as a list, whether it holds one box or several (mmdet's own test)."""
     bbox = region.get("bbox") or []
-    return bbox if bbox and isinstance(bbox[0], list) else [bbox]
+    return bbox if isinstance(bbox, list) and bbox and isinstance(bbox[0], list) else [bbox]
 
 
 def kind_of(record: dict[str, Any]) -> str:

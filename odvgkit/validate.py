@@ -157,6 +157,10 @@ def validate_records(
         summary.records += 1
         kind = kind_of(rec)
         summary.kinds[kind] += 1
+        null = next((k for k in ("detection", "grounding") if k in rec and rec[k] is None), None)
+        if null is not None:  # ODVGDataset calls .get / [] on it: a crash at training time
+            problems.error("null-block", path, line, null, "null (ODVGDataset fails on it); omit the key or give an object")
+            continue
         try:
             Record.model_validate(rec)
         except ValidationError as exc:

@@ -56,15 +56,18 @@ def draw_boxes(image: Image.Image, scene: Scene, scale: float = 1.0) -> Image.Im
     draw = ImageDraw.Draw(image)
     size, width = sizes_for(*image.size)
     f = font(size)
+    # Pillow's drawing code overflows (SystemError) on coordinates far beyond C ints; anything
+    # further out than this is off the picture anyway, so clamping changes no visible pixel.
+    limit = 4.0 * max(image.size) + 1024.0
     for box in scene.boxes:
-        x1, y1, x2, y2 = (v * scale for v in box.xyxy)
+        x1, y1, x2, y2 = (min(max(v * scale, -limit), limit) for v in box.xyxy)
         x1, x2 = min(x1, x2), max(x1, x2)
         y1, y2 = min(y1, y2), max(y1, y2)
         draw.rectangle((x1, y1, x2, y2), outline=box.color, width=width)
     for box in scene.boxes:  # labels after all outlines so no outline crosses a label
         if not box.text:
             continue
-        x1, y1 = min(box.xyxy[0], box.xyxy[2]) * scale, min(box.xyxy[1], box.xyxy[3]) * scale
+        x1, y1 = (min(max(min(a, b) * scale, -limit), limit) for a, b in ((box.xyxy[0], box.xyxy[2]), (box.xyxy[1], box.xyxy[3])))
         _left, _top, right, bottom = f.getbbox(box.text)
         tab_h = bottom + 4
         tab_w = right + 6

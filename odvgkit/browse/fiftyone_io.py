@@ -51,13 +51,19 @@ from odvgkit.browse.scene import label_name
 from odvgkit.errors import OdvgError, ProblemLog, require
 from odvgkit.io import read_records, record_writer
 from odvgkit.io.atomic import AtomicGroup
-from odvgkit.records import kind_of, region_boxes
+from odvgkit.records import items_of, kind_of, region_boxes
 
 FIELD = "ground_truth"
 REJECT = "reject"
 INFO_KEY = "odvg"
 Record = dict[str, Any]
 
+
+
+def _items(record: Record, block: str, key: str) -> list[Any]:
+    """``record[block][key]`` as a list ([] when either has another JSON type: reported, not a crash)."""
+    value = record.get(block)
+    return items_of(value.get(key)) if isinstance(value, dict) else []
 
 def _fo() -> Any:
     return require("fiftyone", "browse")
@@ -108,7 +114,7 @@ def detection_dicts(
     bad: list[str] = []
     kind = kind_of(dict(record))
     if kind == "od":
-        for i, inst in enumerate((record.get("detection") or {}).get("instances") or []):
+        for i, inst in enumerate(_items(record, "detection", "instances")):
             rel = relative_box(inst.get("bbox"), w, h) if isinstance(inst, dict) else None
             if rel is None:
                 bad.append(f"detection.instances[{i}].bbox: not 4 finite numbers; not loaded")
@@ -124,7 +130,7 @@ def detection_dicts(
                 det["confidence"] = float(inst["score"])
             dets.append(det)
     elif kind == "vg":
-        for r, region in enumerate((record.get("grounding") or {}).get("regions") or []):
+        for r, region in enumerate(_items(record, "grounding", "regions")):
             if not isinstance(region, dict):
                 bad.append(f"grounding.regions[{r}]: not an object; not loaded")
                 continue
@@ -398,7 +404,7 @@ def _od_instances(
     record: Record, dets: list[Det], names: Names, w: int, h: int,
     stats: ExportStats, problems: ProblemLog, where: tuple[str, int],
 ) -> list[dict[str, Any]]:
-    originals = (record.get("detection") or {}).get("instances") or []
+    originals = _items(record, "detection", "instances")
     # instances that could not be shown (malformed box) were never in FiftyOne: keep them in place
     out: list[tuple[tuple[int, int], dict[str, Any]]] = [
         ((i, 0), inst) for i, inst in enumerate(originals) if not _loadable(inst, w, h)]

@@ -99,6 +99,7 @@ def _note(scene: Scene) -> str:
 class RenderStats:
     records_read: int = 0
     rendered: int = 0
+    skipped: int = 0  # records without an image name
     images_missing: int = 0
     predictions_missing: int = 0
     boxes: int = 0
@@ -191,6 +192,12 @@ def render_file(
         index = index_predictions(predictions, {str(r.get("filename")) for _, r in chosen}, problems)
     ensure_parent(opts.out_dir / "x")
     for line, record in chosen:
+        name = record.get("filename")
+        if not isinstance(name, str) or not name.strip("/"):
+            problems.error("missing-filename", records_path, line, "filename",
+                           f"missing or not an image path ({name!r}); record not drawn")
+            stats.skipped += 1
+            continue
         pred = index.get(str(record.get("filename"))) if predictions is not None else None
         if predictions is not None and pred is None:
             stats.predictions_missing += 1

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from odvgkit.records import kind_of, region_boxes
+from odvgkit.records import items_of, kind_of, region_boxes
 
 RGB = tuple[int, int, int]
 
@@ -103,7 +103,8 @@ def label_name(instance: Mapping[str, Any], label_map: Mapping[str, str] | None)
 
 def od_scene(record: Mapping[str, Any], label_map: Mapping[str, str] | None, threshold: float) -> Scene:
     scene = Scene()
-    instances = (record.get("detection") or {}).get("instances") or []
+    det = record.get("detection")
+    instances = items_of(det.get("instances")) if isinstance(det, dict) else []
     for i, inst in enumerate(instances):
         if not isinstance(inst, dict):
             scene.bad.append(f"detection.instances[{i}]: not an object")
@@ -129,10 +130,10 @@ def _phrase_text(phrase: Any) -> str:
 
 
 def vg_scene(record: Mapping[str, Any], threshold: float) -> Scene:
-    grounding = record.get("grounding") or {}
+    grounding = record.get("grounding") if isinstance(record.get("grounding"), dict) else {}
     caption = grounding.get("caption")
     scene = Scene(caption=caption if isinstance(caption, str) else None)
-    for r, region in enumerate(grounding.get("regions") or []):
+    for r, region in enumerate(items_of(grounding.get("regions"))):
         if not isinstance(region, dict):
             scene.bad.append(f"grounding.regions[{r}]: not an object")
             continue
@@ -158,7 +159,7 @@ def vg_scene(record: Mapping[str, Any], threshold: float) -> Scene:
 def _spans(region: Mapping[str, Any], r: int, scene: Scene, color: RGB) -> list[DrawSpan]:
     out: list[DrawSpan] = []
     n = len(scene.caption or "")
-    for span in region.get("tokens_positive") or []:
+    for span in items_of(region.get("tokens_positive")):
         if (
             not isinstance(span, list)
             or len(span) != 2

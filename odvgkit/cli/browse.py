@@ -95,6 +95,7 @@ def render(
         "images written": stats.rendered,
         "boxes drawn": stats.boxes,
         "images missing": stats.images_missing,
+        "records skipped (no filename)": stats.skipped,
         "output": str(output),
     }
     if predictions is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,12 @@ Output = Annotated[
 ]
 
 
+ImageIds = Annotated[
+    bool,
+    typer.Option("--image-ids", help="Also write each image's source id as a record field image_id (export coco keeps it)."),
+]
+
+
 @convert_app.command("coco2odvg")
 def coco2odvg(
     input: Annotated[Path, typer.Argument(help="COCO-style instances json (COCO, Objects365, V3Det).")],
@@ -34,6 +41,7 @@ def coco2odvg(
     strict: Strict = False,
     quiet: Quiet = False,
     json_mode: Json = False,
+    image_ids: ImageIds = False,
 ) -> None:
     """COCO-style detection json → ODVG OD records + label map.
 
@@ -58,6 +66,8 @@ def coco2odvg(
     out = output or default_output(input, "_od.json")
     lm_path = label_map or out.parent / f"{DATASETS[dataset]}_label_map.json"
     size = input_bytes(input)
+    if image_ids:  # the source image id as a last record field (export coco gives it back)
+        coco_to_odvg = partial(coco_to_odvg, image_ids=True)
     with rep.progress(f"read {input.name}", total=size, unit="bytes") as advance:
         conv = coco_to_odvg(input, dataset=dataset, problems=problems, on_bytes=advance)
     with rep.progress(f"write {out.name}", total=conv.total, unit="records") as advance:
@@ -144,10 +154,13 @@ def refcoco2odvg(
     outs = refcoco_outputs(files, out_dir)
     total = Conversion(records=[])
     rows: dict[str, object] = {}
-    for inp, out in zip(files, outs, strict=True):
+    convs = []
+    for inp in files:  # every input read and checked (--strict included) before any output is written
         with rep.progress(f"refcoco2odvg {inp.name}", total=inp.stat().st_size, unit="bytes") as advance:
-            conv = goldg_to_odvg(inp, problems=problems, on_bytes=advance)
-            n = write_conversion(conv, out, inputs=files)
+            convs.append(goldg_to_odvg(inp, problems=problems, on_bytes=advance, eager=True))
+    for conv, out in zip(convs, outs, strict=True):
+        with rep.progress(f"refcoco2odvg {out.name}", total=None, unit="records") as advance:
+            n = write_conversion(conv, out, inputs=files, on_records=advance)
         rows[str(out)] = n
         total.stats.update(conv.stats)
     _finish(rep, "refcoco2odvg", total, rows, problems)
@@ -161,6 +174,7 @@ def lvis2odvg(
     strict: Strict = False,
     quiet: Quiet = False,
     json_mode: Json = False,
+    image_ids: ImageIds = False,
 ) -> None:
     """LVIS v1 json → ODVG OD records + label map (label = category_id - 1).
 
@@ -183,6 +197,8 @@ def lvis2odvg(
     out = output or default_output(input, "_od.json")
     lm_path = label_map or out.parent / "lvis_v1_label_map.json"
     size = input_bytes(input)
+    if image_ids:  # the source image id as a last record field (export coco gives it back)
+        lvis_to_odvg = partial(lvis_to_odvg, image_ids=True)
     with rep.progress(f"lvis2odvg {input.name}", total=size, unit="bytes") as advance:
         conv = lvis_to_odvg(input, problems=problems, on_bytes=advance)
         write_conversion(conv, out, inputs=[input], label_map_path=lm_path)

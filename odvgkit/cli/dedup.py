@@ -70,6 +70,29 @@ def _run(
     rep.summary(title, rows, tables={"leaks": table})
 
 
+def _require_lvis(path: Path, kind: str) -> None:
+    """``--lvis-val`` must be LVIS: given COCO train itself (or any COCO json), every training image
+    "leaks" and the output is empty. LVIS names images by ``coco_url`` and has ``neg_category_ids``;
+    the first batch of images is enough to tell (the rest of the file is not read here)."""
+    from typing import Any
+
+    from odvgkit.curate.sources import object_kind
+    from odvgkit.errors import OdvgError
+    from odvgkit.io.jsonstream import stream_members
+
+    found = "not a JSON object with an 'images' list" if kind != "json-object" else None
+    if found is None:
+        found = "no images"
+        for _, _, items in stream_members(path, {"images": Any}):
+            if items:
+                found = object_kind(path, {"images": items})
+                break
+        if found == "lvis":
+            return
+        found = f"a {found} file" if found != "no images" else found
+    raise OdvgError(f"{path}: --lvis-val expects the LVIS v1 val json (images named by coco_url), got {found}")
+
+
 @dedup_app.command("refcoco")
 def refcoco(
     coco_train: CocoTrain,
@@ -128,6 +151,7 @@ def lvis(
     src = open_source(lvis_val)
     if src.kind == "odvg":
         raise OdvgError(f"{lvis_val}: expected the LVIS v1 val json, got ODVG records")
+    _require_lvis(lvis_val, src.kind)
     _run(coco_train, [src], output, manifest, "_nolvisval.json", "dedup lvis", quiet, json_mode)
 
 

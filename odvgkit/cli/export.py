@@ -18,6 +18,7 @@ def coco(
     output: Annotated[Path, typer.Option("--output", "-o", help="COCO json to write.")],
     label_map: Annotated[Path | None, typer.Option("--label-map", help="Label map of an OD file (names of the categories). Default: the instances' category fields.")] = None,
     category_ids: Annotated[str, typer.Option("--category-ids", help="label+1 (default) or coco80 (original COCO ids for the 80 COCO labels).")] = "label+1",
+    reference: Annotated[Path | None, typer.Option("--reference", help="The original COCO json: image ids by file name and category ids by name come from it, so predictions line up with it.")] = None,
     strict: Strict = False,
     quiet: Quiet = False,
     json_mode: Json = False,
@@ -40,11 +41,18 @@ def coco(
 
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
+    from odvgkit.curate.labels import check_keys
+
     lm = read_label_map(label_map) if label_map else None
+    if lm is not None and label_map is not None:
+        check_keys(lm, label_map)  # category ids are computed from the keys
     with rep.progress(f"export {input.name}") as advance:
-        stats = export_coco(input, output, label_map=lm, category_ids=category_ids, problems=problems,
-                            on_record=advance)
-    rep.summary("export coco", {"output": str(output), **stats}, problems)
+        stats = export_coco(input, output, label_map=lm, category_ids=category_ids, reference=reference,
+                            problems=problems, on_record=advance)
+    rows: dict[str, object] = {"output": str(output), **stats}
+    rows["image ids"] = "records' image_id, else --reference" if reference else "records' image_id, else 1..N"
+    rows["not exported (not in ODVG)"] = "crowd boxes, segmentation; area = box w*h"
+    rep.summary("export coco", rows, problems)
     if problems.n_errors:
         raise typer.Exit(1)
 

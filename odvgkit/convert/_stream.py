@@ -18,7 +18,7 @@ import orjson
 
 from odvgkit.errors import ProblemLog
 from odvgkit.io import atomic_path
-from odvgkit.io.jsonstream import stream_members
+from odvgkit.io.jsonstream import _field_message, stream_members
 
 OnBytes = Callable[[int], None] | None
 
@@ -106,7 +106,12 @@ def copy_document(
                 doc.begin_array(key)
                 current = key
             for i, raw in enumerate(items, first):
-                new = rewrite(key, i, raw)
+                try:
+                    new = rewrite(key, i, raw)
+                except msgspec.ValidationError as exc:  # an element rewrite() cannot read: named, left out
+                    field, _, message = _field_message(exc).partition(": ")
+                    problems.error("bad-element", path, f"{key}[{i}]", field, message)
+                    continue
                 if new is not None:
                     doc.item(new)
         for key in ensure:

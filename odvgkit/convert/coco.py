@@ -16,7 +16,7 @@ written a block of images at a time.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import attrgetter
@@ -30,6 +30,7 @@ import orjson
 from odvgkit.convert._boxes import big_enough, overlaps_image, to_xyxy
 from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS
 from odvgkit.convert.base import Conversion
+from odvgkit.convert.fields import Int64
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io.jsonstream import Parallel, stream_members
 
@@ -52,24 +53,24 @@ F_CROWD, F_IGNORE, F_NO_AREA = 1, 2, 4  # bits of the annotation flags column
 
 
 class CocoImage(msgspec.Struct, gc=False):
-    id: int
+    id: Int64
     file_name: str
-    height: int
-    width: int
+    height: Int64
+    width: Int64
 
 
 class CocoCategory(msgspec.Struct, gc=False):
-    id: int
+    id: Int64
     name: str
 
 
 class CocoAnnotation(msgspec.Struct, gc=False):
-    image_id: int
-    category_id: int
+    image_id: Int64
+    category_id: Int64
     bbox: tuple[float, float, float, float]  # a fixed tuple decodes 2x faster than a constrained list
     area: float
-    iscrowd: int | bool = 0
-    ignore: int | bool = 0
+    iscrowd: Int64 | bool = 0
+    ignore: Int64 | bool = 0
 
 
 def annotation_columns(items: list[CocoAnnotation | None]) -> tuple[np.ndarray, ...]:
@@ -107,6 +108,10 @@ class Columns:
         for name, col in zip(_COLUMNS, columns, strict=True):
             self.parts[name].append(col)
 
+    def __len__(self) -> int:
+        """Number of annotation elements appended so far (valid or not)."""
+        return sum(len(part) for part in self.parts["valid"])
+
     def concat(self) -> tuple[np.ndarray, ...]:
         out = []
         for name in _COLUMNS:
@@ -130,6 +135,9 @@ def coco_to_odvg(
     path: str | Path,
     dataset: str = "coco",
     problems: ProblemLog | None = None,
+    # image_ids: each image's COCO id as a last record field ``image_id`` (ODVGDataset reads only the
+    # fields it knows); ``export coco`` gives it back. Off by default: upstream's records have no id.
+    image_ids: bool = False,
     on_bytes: Callable[[int], None] | None = None,
 ) -> Conversion:
     """Convert one COCO-style instances file; the input is read completely before records flow."""
@@ -166,18 +174,16 @@ def coco_to_odvg(
     plan = _plan(path, dataset, images, cols, cat_ids, problems, stats)
     names = [label_map[str(i)] for i in range(len(label_map))]
     return Conversion(
-        records=_records(plan, names, dataset, stats),
+        records=_records(plan, names, dataset, stats, image_ids),
         label_map=label_map,
         stats=stats,
-        jsonl_chunks=_jsonl_chunks(plan, names, dataset, stats),
+        jsonl_chunks=_jsonl_chunks(plan, names, dataset, stats, image_ids),
         total=len(plan.images),
     )
 
 
 def _label_map(path: Path, categories: list[CocoCategory]) -> tuple[dict[str, str], np.ndarray]:
-    dupes = sorted(i for i, n in Counter(c.id for c in categories).items() if n > 1)
-    if dupes:
-        raise OdvgError(f"{path}: categories: duplicate category id {dupes[0]}")
+    check_category_ids(path, categories)
     ordered = sorted(categories, key=attrgetter("id"))
     return {str(i): c.name for i, c in enumerate(ordered)}, np.array([c.id for c in ordered], dtype=np.int64)
 
@@ -199,30 +205,8 @@ def _plan(
     problems: ProblemLog,
     stats: Counter[str],
 ) -> _Plan:
-    # --- images: drop invalid elements, resolve duplicate ids (first position, last content) ---
-    images = [im for im in images_in if im is not None]
-    last: dict[int, CocoImage] = {}
-    for i, im in enumerate(images):
-        if im.id in last:
-            problems.warn("duplicate-image-id", path, f"images[{i}]", "id", f"image id {im.id} appears again; its last entry is used")
-        last[im.id] = im
-        if im.height <= 0 or im.width <= 0:
-            problems.error("bad-image-size", path, f"images[{i}]", "height/width", f"must be positive, got {im.height}x{im.width}")
     skip = SKIPPED_IMAGE_IDS.get(dataset, frozenset())
-    ordered: list[CocoImage] = []
-    emitted: set[int] = set()
-    for im in images:
-        if im.id in emitted:
-            continue
-        emitted.add(im.id)
-        if im.id in skip:
-            stats["images_skipped:known-corrupt"] += 1
-            continue
-        final = last[im.id]
-        if final.height <= 0 or final.width <= 0:
-            stats["images_skipped:bad-size"] += 1
-            continue
-        ordered.append(final)
+    ordered = resolve_images(path, images_in, len(cols), problems, stats, skip)
     img_ids = np.fromiter((im.id for im in ordered), dtype=np.int64, count=len(ordered))
     widths = np.fromiter((im.width for im in ordered), dtype=np.float64, count=len(ordered))
     heights = np.fromiter((im.height for im in ordered), dtype=np.float64, count=len(ordered))
@@ -246,6 +230,8 @@ def _plan(
     stats["annotations_skipped:known-corrupt-image"] = int((valid & known_bad).sum())
 
     remaining = usable.copy()
+    if not len(ordered):  # every annotation is unusable then; keep the gathers below in bounds
+        widths = heights = np.ones(1)
     for reason, drop in (
         ("ignore", (flags & F_IGNORE) != 0),
         ("outside-image", ~overlaps_image(bbox, widths[img_idx], heights[img_idx])),
@@ -263,6 +249,66 @@ def _plan(
     labels = labels_all[order]
     stats["boxes"] = len(order)
     return _Plan(images=ordered, starts=starts, boxes=xyxy, labels=labels)
+
+
+def check_category_ids(path: Path, categories: Sequence[Any]) -> None:
+    """A repeated category id is refused (shared by lvis2odvg): which name would the label get?"""
+    dupes = sorted(i for i, n in Counter(c.id for c in categories).items() if n > 1)
+    if dupes:
+        raise OdvgError(f"{path}: categories: duplicate category id {dupes[0]}")
+
+
+def resolve_images(
+    path: Path,
+    images_in: Sequence[Any],
+    n_annotations: int,
+    problems: ProblemLog,
+    stats: Counter[str],
+    skip: frozenset[int] = frozenset(),
+) -> list[Any]:
+    """coco2odvg's image rules, shared by lvis2odvg (one implementation, one behaviour).
+
+    ``images_in`` is ``images[]`` as decoded with ``keep_invalid=True`` (``None`` for an element
+    that did not fit the type, already reported), so ``images[i]`` in messages is the file's index.
+    A repeated id keeps its first position and its last content (warned); an image without a
+    positive size is an error and skipped; ids in ``skip`` (known-corrupt files) are counted.
+    Annotations with no usable image at all are one error for the file, not one per annotation.
+    """
+    last: dict[int, Any] = {}
+    for i, im in enumerate(images_in):
+        if im is None:
+            continue
+        if im.id in last:
+            problems.warn("duplicate-image-id", path, f"images[{i}]", "id", f"image id {im.id} appears again; its last entry is used")
+        last[im.id] = im
+        if im.height <= 0 or im.width <= 0:
+            problems.error("bad-image-size", path, f"images[{i}]", "height/width", f"must be positive, got {im.height}x{im.width}")
+    ordered: list[Any] = []
+    emitted: set[int] = set()
+    bad_size = known_corrupt = 0
+    for im in images_in:
+        if im is None or im.id in emitted:
+            continue
+        emitted.add(im.id)
+        if im.id in skip:
+            stats["images_skipped:known-corrupt"] += 1
+            known_corrupt += 1
+            continue
+        final = last[im.id]
+        if final.height <= 0 or final.width <= 0:
+            stats["images_skipped:bad-size"] += 1
+            bad_size += 1
+            continue
+        ordered.append(final)
+    if not ordered and n_annotations and not known_corrupt:
+        invalid = sum(im is None for im in images_in)
+        why = (
+            "images[] is empty"
+            if not images_in
+            else f"none of its {len(images_in)} entries is usable ({invalid} malformed, {bad_size} without a positive size)"
+        )
+        raise OdvgError(f"{path}: images: no usable image for {n_annotations} annotation{'s' if n_annotations != 1 else ''}: {why}")
+    return ordered
 
 
 def lookup(keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -309,7 +355,9 @@ def _file_name(name: str, dataset: str) -> str:
     return name
 
 
-def _records(plan: _Plan, names: list[str], dataset: str, stats: Counter[str]) -> Iterator[dict[str, Any]]:
+def _records(
+    plan: _Plan, names: list[str], dataset: str, stats: Counter[str], image_ids: bool = False
+) -> Iterator[dict[str, Any]]:
     images, starts = plan.images, plan.starts
     for block in range(0, len(images), _BLOCK_IMAGES):
         stop = min(block + _BLOCK_IMAGES, len(images))
@@ -323,15 +371,20 @@ def _records(plan: _Plan, names: list[str], dataset: str, stats: Counter[str]) -
             im = images[i]
             a, b = int(starts[i]) - lo, int(starts[i + 1]) - lo
             stats["images"] += 1
-            yield {
+            rec = {
                 "filename": _file_name(im.file_name, dataset),
                 "height": im.height,
                 "width": im.width,
                 "detection": {"instances": instances[a:b]},
             }
+            if image_ids:
+                rec["image_id"] = im.id
+            yield rec
 
 
-def _jsonl_chunks(plan: _Plan, names: list[str], dataset: str, stats: Counter[str]) -> Iterator[tuple[bytes, int]]:
+def _jsonl_chunks(
+    plan: _Plan, names: list[str], dataset: str, stats: Counter[str], image_ids: bool = False
+) -> Iterator[tuple[bytes, int]]:
     """The records of :func:`_records`, serialised without building a dict per box.
 
     orjson formats a block's box array in one call (shortest round-trip floats, exactly as it
@@ -355,9 +408,8 @@ def _jsonl_chunks(plan: _Plan, names: list[str], dataset: str, stats: Counter[st
         for i in range(block, stop):
             im = images[i]
             a, b = int(starts[i]) - lo, int(starts[i + 1]) - lo
-            lines.append(
-                b'{"filename":%s,"height":%d,"width":%d,"detection":{"instances":[%s]}}\n'
-                % (orjson.dumps(_file_name(im.file_name, dataset)), im.height, im.width, b",".join(instances[a:b]))
-            )
+            head = b'{"filename":%s,"height":%d,"width":%d,"detection":{"instances":[%s]}' % (
+                orjson.dumps(_file_name(im.file_name, dataset)), im.height, im.width, b",".join(instances[a:b]))
+            lines.append(head + (b',"image_id":%d}\n' % im.id if image_ids else b"}\n"))
         stats["images"] += stop - block
         yield b"".join(lines), stop - block

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain
 from operator import attrgetter
@@ -37,6 +37,7 @@ from odvgkit.convert._boxes import big_enough, overlaps_image
 from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS, ordered_map
 from odvgkit.convert._stream import OnBytes
 from odvgkit.convert.base import Conversion
+from odvgkit.convert.fields import INT64_MAX, INT64_MIN, Int64
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io.jsonstream import Parallel, stream_members
 
@@ -47,19 +48,19 @@ except ImportError:  # pragma: no cover - exercised where the extension is not b
 
 
 class MdetrImage(msgspec.Struct, gc=False):
-    id: int
+    id: Int64
     file_name: str
-    height: int | float | str
-    width: int | float | str
+    height: Int64 | float | str
+    width: Int64 | float | str
     caption: str
 
 
 class MdetrAnn(msgspec.Struct, gc=False):
-    image_id: int
+    image_id: Int64
     bbox: tuple[float, float, float, float]
     area: float
-    iscrowd: int
-    tokens_positive: list[tuple[int, int]]
+    iscrowd: Int64
+    tokens_positive: list[tuple[Int64, Int64]]
 
 
 _IMAGE_ID, _BBOX, _AREA, _CROWD, _TOKENS = (
@@ -84,16 +85,28 @@ class MdetrColumns:
     crowd: np.ndarray  # iscrowd != 0 (bool)
     span_start: np.ndarray  # offsets into ``spans`` per annotation (len = n_ann + 1)
     spans: np.ndarray  # (n_spans, 2) int
+    # per annotation batch: (index in the file of its first element, elements kept, positions of
+    # the kept ones in the batch when malformed ones were left out, else None) — for messages
+    ann_where: list[tuple[int, int, np.ndarray | None]] = field(default_factory=list)
+
+    def ann_locator(self, i: int) -> str:
+        """``annotations[k]``, ``k`` the file index of column row ``i`` (error path only)."""
+        for first, count, pos in self.ann_where:
+            if i < count:
+                return f"annotations[{first + (int(pos[i]) if pos is not None else i)}]"
+            i -= count
+        return "annotations"
 
 
 def _as_int(value: int | float | str) -> int | None:
     try:
-        return int(value)  # upstream: int(img['height']); Flickr files carry numeric strings
-    except (TypeError, ValueError):
+        size = int(value)  # upstream: int(img['height']); Flickr files carry numeric strings
+    except (TypeError, ValueError, OverflowError):
         try:
-            return int(float(value))
-        except (TypeError, ValueError):
+            size = int(float(value))
+        except (TypeError, ValueError, OverflowError):  # "abc", NaN, inf
             return None
+    return size if INT64_MIN <= size <= INT64_MAX else None
 
 
 def _ann_columns(items: list[MdetrAnn]) -> tuple[np.ndarray, ...]:
@@ -116,6 +129,16 @@ def _ann_columns(items: list[MdetrAnn]) -> tuple[np.ndarray, ...]:
         np.fromiter(map(len, toks), np.int64, n),
         np.fromiter(chain.from_iterable(chain.from_iterable(toks)), np.int64).reshape(-1, 2),
     )
+
+
+def _ann_batch(items: list[MdetrAnn | None]) -> tuple[np.ndarray | None, tuple[np.ndarray, ...]]:
+    """:func:`_ann_columns` of a batch decoded with ``keep_invalid`` (malformed elements are
+    ``None``, already reported): the kept elements' positions come along so that later messages
+    name the file index of an annotation."""
+    if None not in items:
+        return None, _ann_columns(items)  # type: ignore[arg-type]
+    pos = np.fromiter((k for k, a in enumerate(items) if a is not None), np.int64)
+    return pos, _ann_columns([items[k] for k in pos.tolist()])  # type: ignore[misc]
 
 
 def _image_columns(items: list[MdetrImage]) -> tuple[Any, ...]:
@@ -146,31 +169,49 @@ def _image_columns(items: list[MdetrImage]) -> tuple[Any, ...]:
             np.fromiter(map(len, captions), np.int64, n), bad)
 
 
+def _image_batch(items: list[MdetrImage | None]) -> tuple[Any, ...]:
+    """:func:`_image_columns` of a batch decoded with ``keep_invalid`` (malformed elements are
+    ``None``, already reported); bad sizes keep their index in the batch."""
+    if None not in items:
+        return _image_columns(items)  # type: ignore[arg-type]
+    pos = [k for k, im in enumerate(items) if im is not None]
+    columns = _image_columns([items[k] for k in pos])  # type: ignore[misc]
+    return (*columns[:-1], [(pos[k], h, w) for k, h, w in columns[-1]])
+
+
 def read_mdetr(path: str | Path, problems: ProblemLog, on_bytes: OnBytes = None) -> MdetrColumns:
     """Stream a MDETR json into columns; bad elements are reported and skipped."""
     path = Path(path)
     image_batches: list[tuple[Any, ...]] = []
     ann_batches: list[tuple[np.ndarray, ...]] = []
     images: tuple[Any, ...] | None = None  # _sorted_images of image_batches, once they are all in
+    ann_where: list[tuple[int, int, np.ndarray | None]] = []
+    seen: set[str] = set()
     for key, first, items in stream_members(
         path, {"images": MdetrImage, "annotations": MdetrAnn}, problems=problems, on_bytes=on_bytes,
-        block_size=4 << 20,
-        parallel=Parallel({"images": _image_columns, "annotations": _ann_columns}, workers=WORKERS,
+        block_size=4 << 20, keep_invalid=True,
+        parallel=Parallel({"images": _image_batch, "annotations": _ann_batch}, workers=WORKERS,
                           min_bytes=PARALLEL_MIN_BYTES),
     ):
+        seen.add(key)
         if first < 0:
             problems.error("not-an-array", path, key, None, f"'{key}' must be a JSON array")
         elif key == "annotations":
             if images is None and image_batches:
                 # images come first in MDETR files: sort them now, while the workers decode annotations
                 images = _sorted_images(image_batches, path, problems)
-            ann_batches.append(items)
+            pos, columns = items
+            ann_where.append((first, len(columns[0]), pos))
+            ann_batches.append(columns)
         else:
             images = None  # (more images after the annotations: sorted at the end)
             for k, h, w in items[-1]:
                 problems.error("bad-size", path, f"images[{first + k}]", "height/width",
                                f"not a positive number: {h!r} x {w!r}")
             image_batches.append(items)
+    for required in ("images", "annotations"):
+        if required not in seen:  # one error for the file, not a silent empty output
+            raise OdvgError(f"{path}: missing top-level key {required!r} (not a MDETR grounding file?)")
     if images is None:
         images = _sorted_images(image_batches, path, problems)
     img_ids, file_names, heights, widths, captions, caption_lengths = images
@@ -188,6 +229,7 @@ def read_mdetr(path: str | Path, problems: ProblemLog, on_bytes: OnBytes = None)
         crowd=crowd,
         span_start=np.concatenate(([0], np.cumsum(counts))),
         spans=spans,
+        ann_where=ann_where,
     )
 
 
@@ -258,7 +300,7 @@ def _plan(cols: MdetrColumns, path: Path, problems: ProblemLog, stats: Counter[s
     else:
         img_idx, known = np.zeros(n_ann, np.int64), np.zeros(n_ann, bool)
     for i in np.flatnonzero(~known).tolist():
-        problems.error("unknown-image", path, "annotations", "image_id",
+        problems.error("unknown-image", path, cols.ann_locator(i), "image_id",
                        f"image id {int(cols.ann_img[i])} is not in images[]")
     non_crowd = known & ~cols.crowd
     stats["dropped:crowd"] += int((known & cols.crowd).sum())
@@ -288,7 +330,7 @@ def _plan(cols: MdetrColumns, path: Path, problems: ProblemLog, stats: Counter[s
     stats["dropped:invalid-box"] += int((in_kept & ~valid).sum())
     for g in np.flatnonzero(in_kept & valid & ~span_ok).tolist():
         i = int(img_idx[g])
-        _span_problem(problems, path, int(cols.img_ids[i]), cols.captions[i],
+        _span_problem(problems, path, f"{cols.ann_locator(g)} (image {int(cols.img_ids[i])})", cols.captions[i],
                       sp[cols.span_start[g]:cols.span_start[g + 1]].tolist())
     use = np.flatnonzero(in_kept & valid & span_ok)
     use = use[np.argsort(img_idx[use], kind="stable")]  # grouped by image, file order inside
@@ -449,8 +491,7 @@ def _start(span: list[int]) -> int:
     return span[0]
 
 
-def _span_problem(problems: ProblemLog, path: Path, image_id: int, caption: str, spans: list[list[int]]) -> None:
-    where = f"annotations (image {image_id})"
+def _span_problem(problems: ProblemLog, path: Path, where: str, caption: str, spans: list[list[int]]) -> None:
     if not spans:
         problems.error("no-spans", path, where, "tokens_positive", "empty: the box refers to no words of the caption")
         return
@@ -460,17 +501,24 @@ def _span_problem(problems: ProblemLog, path: Path, image_id: int, caption: str,
                    f"span {bad} is outside the caption (length {n})")
 
 
-def goldg_to_odvg(path: str | Path, problems: ProblemLog | None = None, on_bytes: OnBytes = None) -> Conversion:
+def goldg_to_odvg(
+    path: str | Path, problems: ProblemLog | None = None, on_bytes: OnBytes = None, eager: bool = False
+) -> Conversion:
     """A MDETR grounding json (GQA, Flickr30k, COCO-mixed, RefCOCO finetune) → ODVG VG records.
 
     Records come in ascending image-id order. The input is parsed when the returned records (or
-    JSON Lines chunks) are first iterated; large inputs are formatted on both cores.
+    JSON Lines chunks) are first iterated — or at once with ``eager``, so that a command with
+    several inputs (refcoco2odvg) finds every bad input before it writes anything; large inputs
+    are formatted on both cores.
     """
     path = Path(path)
     problems = problems if problems is not None else ProblemLog()
     stats: Counter[str] = Counter()
+    ready: list[_Plan] = []
 
     def plan() -> _Plan:
+        if ready:
+            return ready.pop()
         cols = read_mdetr(path, problems, on_bytes)
         trim_heap()  # the read's garbage goes back to the OS before the plan's temporaries
         return _plan(cols, path, problems, stats)
@@ -492,16 +540,18 @@ def goldg_to_odvg(path: str | Path, problems: ProblemLog | None = None, on_bytes
             stats.update(counted)
             yield chunk, count
 
+    if eager:
+        ready.append(plan())
     return Conversion(records=records(), label_map=None, stats=stats, jsonl_chunks=jsonl_chunks())
 
 
 class _MixedImage(msgspec.Struct, gc=False):
-    id: int
+    id: Int64
     data_source: str | None = None
 
 
 class _AnnImage(msgspec.Struct, gc=False):
-    image_id: int
+    image_id: Int64
 
 
 def extract_coco_from_mixed(
@@ -547,12 +597,12 @@ def extract_coco_from_mixed(
     stats["images"] = len(kept_images)
     anns: list[tuple[int, int, msgspec.Raw]] = []
     seq = 0
-    for _key, _first, items in stream_members(path, {"annotations": msgspec.Raw}, problems=problems):
-        for raw in items:
+    for _key, first, items in stream_members(path, {"annotations": msgspec.Raw}, problems=problems):
+        for k, raw in enumerate(items, max(first, 0)):
             try:
                 a = decode_raw(raw, _AnnImage)
             except msgspec.ValidationError:
-                problems.error("bad-element", path, "annotations", "image_id", "missing or not an integer")
+                problems.error("bad-element", path, f"annotations[{k}]", "image_id", "missing or not an integer")
                 continue
             r = rank.get(a.image_id)
             if r is not None:

@@ -29,6 +29,7 @@ from odvgkit.convert._boxes import big_enough, overlaps_image
 from odvgkit.convert.base import Conversion
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io.jsonstream import stream_members
+from odvgkit.io.text import strip_bom
 
 
 class Sentence(msgspec.Struct, gc=False):
@@ -68,7 +69,7 @@ def read_grefs(path: Path) -> list[GRef]:
     except FileNotFoundError:
         raise OdvgError(f"{path}: no such file (gRefCOCO grefs(unc).json)") from None
     try:
-        return msgspec.json.decode(data, type=list[GRef])
+        return msgspec.json.decode(strip_bom(data), type=list[GRef])
     except msgspec.ValidationError as exc:
         raise OdvgError(f"{path}: {exc}") from None
     except msgspec.DecodeError as exc:

@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 
 from odvgkit.errors import ProblemLog
+from odvgkit.io.text import strip_bom
 
 CAPTION_MARKERS = ("↙️", "[CLS]", "[SEP]")
 PHRASE_PUNCTUATION = (".", "？", "'", '"')
@@ -94,7 +95,7 @@ def shard_name(path: Path) -> str:
 
 def load_samples(path: Path) -> list[Any]:
     """A shard's samples: a JSON list (upstream layout) or JSON Lines."""
-    raw = path.read_bytes()
+    raw = strip_bom(path.read_bytes())
     if path.name.endswith(".jsonl"):
         return [orjson.loads(line) for line in raw.splitlines() if line.strip()]
     data = orjson.loads(raw)

@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import chain, repeat
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS
 from odvgkit.convert._stream import OnBytes
 from odvgkit.convert.base import Conversion
 from odvgkit.convert.coco import CocoAnnotation, Columns, annotation_columns
+from odvgkit.convert.fields import Int64
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io.jsonstream import Parallel, stream_members
 
@@ -37,17 +39,17 @@ _URL_PREFIXES = ("http://images.cocodataset.org/", "https://images.cocodataset.o
 
 
 class LvisImage(msgspec.Struct, gc=False):
-    id: int
-    height: int
-    width: int
+    id: Int64
+    height: Int64
+    width: Int64
     coco_url: str | None = None
     file_name: str | None = None
-    neg_category_ids: list[int] = []
-    not_exhaustive_category_ids: list[int] = []
+    neg_category_ids: list[Int64] = []
+    not_exhaustive_category_ids: list[Int64] = []
 
 
 class Category(msgspec.Struct, gc=False):
-    id: int
+    id: Int64
     name: str
     frequency: str | None = None
 
@@ -62,50 +64,69 @@ def lvis_filename(img: LvisImage) -> str | None:
     return img.file_name
 
 
-def lvis_to_odvg(path: str | Path, problems: ProblemLog | None = None, on_bytes: OnBytes = None) -> Conversion:
+def lvis_to_odvg(
+    path: str | Path, problems: ProblemLog | None = None, on_bytes: OnBytes = None, image_ids: bool = False
+) -> Conversion:
     """Stream an LVIS json into OD records; the label map is filled once the input is read.
 
     The records must be consumed before ``conversion.label_map`` is complete (LVIS files list
     ``categories`` last); :func:`odvgkit.convert.base.write_conversion` writes the label map before
     the records, so :func:`lvis_conversion` reads the input eagerly and returns a ready object.
     """
-    return lvis_conversion(path, problems, on_bytes)
+    return lvis_conversion(path, problems, on_bytes, image_ids)
 
 
-def lvis_conversion(path: str | Path, problems: ProblemLog | None = None, on_bytes: OnBytes = None) -> Conversion:
+def lvis_conversion(
+    path: str | Path, problems: ProblemLog | None = None, on_bytes: OnBytes = None, image_ids: bool = False
+) -> Conversion:
+    """The conversion, input read eagerly; ``image_ids`` adds each image's id as a last field
+    ``image_id`` (see :func:`odvgkit.convert.coco.coco_to_odvg`)."""
     path = Path(path)
     problems = problems if problems is not None else ProblemLog()
     stats: Counter[str] = Counter()
-    images: list[LvisImage] = []
+    images: list[LvisImage | None] = []
     cats: list[Category] = []
     cols = Columns()
+    seen: set[str] = set()
     for key, first, items in stream_members(
         path, {"images": LvisImage, "annotations": CocoAnnotation, "categories": Category},
-        problems=problems, on_bytes=on_bytes,
+        problems=problems, on_bytes=on_bytes, keep_invalid=True,
         parallel=Parallel({"annotations": annotation_columns}, workers=WORKERS,
                           min_bytes=PARALLEL_MIN_BYTES),
     ):
+        seen.add(key)
         if first < 0:
             raise OdvgError(f"{path}: {key}: must be a JSON array")
         if key == "images":
             images.extend(items)
         elif key == "categories":
-            cats.extend(items)
+            cats.extend(c for c in items if c is not None)
         else:
             cols.add(items)
+    for required in ("images", "annotations"):  # as coco2odvg: one error, not a silent empty output
+        if required not in seen:
+            raise OdvgError(f"{path}: missing top-level key {required!r} (not an LVIS file?)")
     if not cats:
         raise OdvgError(f"{path}: categories: missing or empty (needed for the label map)")
+    coco.check_category_ids(path, cats)
     label_map: dict[str, str] = {}
     for c in cats:
         if c.id < 1:
             raise OdvgError(f"{path}: categories: id {c.id}: LVIS ids start at 1 (label = id - 1)")
         label_map[str(c.id - 1)] = c.name
-    img, cat, xywh, flags, _ = cols.concat()
+    n_annotations = len(cols)
+    img, cat, xywh, flags, valid = cols.concat()
     arrays = {"img": img, "cat": cat, "xywh": xywh, "area": np.where(flags & coco.F_NO_AREA, 0.0, 1.0),
-              "crowd": (flags & coco.F_CROWD) != 0, "ignore": (flags & coco.F_IGNORE) != 0}
-    plan = _plan(path, images, label_map, arrays, problems, stats)
-    return Conversion(records=_records(plan, stats), label_map=label_map, stats=stats,
-                      jsonl_chunks=_jsonl_chunks(plan, stats), total=len(plan.images))
+              "crowd": (flags & coco.F_CROWD) != 0, "ignore": (flags & coco.F_IGNORE) != 0, "valid": valid}
+    for i, im in enumerate(images):  # a nameless image cannot be written: malformed, like a bad type
+        if im is not None and not lvis_filename(im):
+            problems.error("no-filename", path, f"images[{i}]", "coco_url", "neither coco_url nor file_name")
+            images[i] = None
+    images_ok = coco.resolve_images(path, images, n_annotations, problems, stats)
+    _check_federated(path, images_ok, label_map, problems, stats)
+    plan = _plan(path, images_ok, label_map, arrays, problems, stats)
+    return Conversion(records=_records(plan, stats, image_ids), label_map=label_map, stats=stats,
+                      jsonl_chunks=_jsonl_chunks(plan, stats, image_ids), total=len(plan.images))
 
 
 _BLOCK = 10_000  # images per block: Python lists exist for one block at a time
@@ -128,20 +149,28 @@ def _plan(
     problems: ProblemLog,
     stats: Counter[str],
 ) -> _Plan:
-    """Every filter applied to whole columns; bad references reported here, once."""
+    """Every filter applied to whole columns; bad references reported here, once per annotation.
+
+    ``images`` went through :func:`odvgkit.convert.coco.resolve_images` (unique ids, positive
+    sizes, a file name each), so an annotation has at most one image.
+    """
     img_ids = np.fromiter((im.id for im in images), np.int64, len(images))
-    idx, known = coco.lookup(img_ids, a["img"])  # index into images[] of each annotation
-    for i in np.flatnonzero(~known).tolist():
-        problems.error("unknown-image", path, "annotations", "image_id",
+    idx, known = coco.lookup(img_ids, a["img"])  # index into images of each annotation
+    valid = a["valid"]  # malformed elements were reported while decoding
+    for i in np.flatnonzero(valid & ~known).tolist():
+        problems.error("unknown-image", path, f"annotations[{i}]", "image_id",
                        f"image id {int(a['img'][i])} is not in images[]")
     labels = a["cat"] - 1
     cat_ok = np.isin(labels, np.fromiter(map(int, label_map), np.int64, len(label_map)))
-    for i in np.flatnonzero(known & ~cat_ok).tolist():
-        problems.error("unknown-category", path, "annotations", "category_id",
+    for i in np.flatnonzero(valid & known & ~cat_ok).tolist():
+        problems.error("unknown-category", path, f"annotations[{i}]", "category_id",
                        f"category id {int(a['cat'][i])} is not in categories[]")
-    W = np.fromiter((im.width for im in images), np.float64, len(images))[idx] if len(images) else np.zeros(0)
-    H = np.fromiter((im.height for im in images), np.float64, len(images))[idx] if len(images) else np.zeros(0)
-    usable = known & cat_ok
+    if len(images):
+        W = np.fromiter((im.width for im in images), np.float64, len(images))[idx]
+        H = np.fromiter((im.height for im in images), np.float64, len(images))[idx]
+    else:  # no image: no annotation is usable, sizes only keep the shapes aligned
+        W = H = np.ones(len(idx))
+    usable = valid & known & cat_ok
     ignore = usable & a["ignore"]
     no_overlap = usable & ~ignore & ~overlaps_image(a["xywh"], W, H)
     small = usable & ~ignore & ~no_overlap & ~big_enough(a["xywh"], a["area"])
@@ -151,19 +180,7 @@ def _plan(
     stats["dropped:no-overlap"] += int(no_overlap.sum())
     stats["dropped:too-small"] += int(small.sum())
     stats["dropped:crowd"] += int(crowd.sum())
-    out: list[tuple[str, LvisImage]] = []
-    has_name = np.ones(len(images), bool)
-    for i, im in enumerate(images):
-        filename = lvis_filename(im)
-        if filename:
-            out.append((filename, im))
-        else:
-            has_name[i] = False
-            problems.error("no-filename", path, f"images[{i}]", "coco_url", "neither coco_url nor file_name")
-    if not has_name.all():  # images without a name are left out, their boxes too
-        keep &= has_name[idx] if len(images) else keep
-        new_index = np.cumsum(has_name) - 1
-        idx = new_index[idx] if len(images) else idx
+    out = [(lvis_filename(im) or "", im) for im in images]
     sel = np.flatnonzero(keep)
     sel = sel[np.argsort(idx[sel], kind="stable")]  # grouped by image, file order inside
     starts = np.searchsorted(idx[sel], np.arange(len(out) + 1)).tolist()
@@ -171,7 +188,33 @@ def _plan(
     return _Plan(out, starts, to_xyxy(a["xywh"][sel]), labels[sel], names)
 
 
-def _records(plan: _Plan, stats: Counter[str]) -> Iterator[dict[str, Any]]:
+def _check_federated(
+    path: Path, images: list[LvisImage], label_map: dict[str, str], problems: ProblemLog, stats: Counter[str]
+) -> None:
+    """``neg_category_ids`` / ``not_exhaustive_category_ids`` must name categories of the file.
+
+    Written as-is, an unknown id becomes a label the label map does not have (a negative prompt
+    for a class that does not exist). Checked once over all ids (no per-record work when they are
+    all known, the normal case); an unknown id is warned about, counted, and left out of its list.
+    """
+    known = np.fromiter((int(k) + 1 for k in label_map), np.int64, len(label_map))
+    for field_name in ("neg_category_ids", "not_exhaustive_category_ids"):
+        get = attrgetter(field_name)
+        ids = np.fromiter(chain.from_iterable(map(get, images)), np.int64)
+        unknown = set(np.setdiff1d(ids, known).tolist())
+        if not unknown:
+            continue
+        for im in images:
+            values = get(im)
+            bad = [c for c in values if c in unknown]
+            if bad:
+                problems.warn("unknown-federated-category", path, f"image id {im.id}", field_name,
+                              f"category id {bad[0]} is not in categories[]; left out of the list")
+                stats[f"{field_name}_dropped:unknown-category"] += len(bad)
+                setattr(im, field_name, [c for c in values if c not in unknown])
+
+
+def _records(plan: _Plan, stats: Counter[str], image_ids: bool = False) -> Iterator[dict[str, Any]]:
     images, starts, names = plan.images, plan.starts, plan.names
     for b0 in range(0, len(images), _BLOCK):
         b1 = min(b0 + _BLOCK, len(images))
@@ -184,13 +227,16 @@ def _records(plan: _Plan, stats: Counter[str]) -> Iterator[dict[str, Any]]:
             s, e = starts[i] - lo, starts[i + 1] - lo
             stats["images"] += 1
             stats["boxes"] += e - s
-            yield {"filename": filename, "height": im.height, "width": im.width,
+            rec = {"filename": filename, "height": im.height, "width": im.width,
                    "detection": {"instances": instances[s:e]},
                    "neg_category_ids": [c - 1 for c in im.neg_category_ids],
                    "not_exhaustive_category_ids": [c - 1 for c in im.not_exhaustive_category_ids]}
+            if image_ids:
+                rec["image_id"] = im.id
+            yield rec
 
 
-def _jsonl_chunks(plan: _Plan, stats: Counter[str]) -> Iterator[tuple[bytes, int]]:
+def _jsonl_chunks(plan: _Plan, stats: Counter[str], image_ids: bool = False) -> Iterator[tuple[bytes, int]]:
     """The bytes ``orjson`` writes for :func:`_records`, without a dict per box (the coco2odvg trick:
     one ``orjson`` call formats a block's boxes; each instance is prefix + box + per-label suffix)."""
     prefix = b'{"bbox":['
@@ -212,10 +258,11 @@ def _jsonl_chunks(plan: _Plan, stats: Counter[str]) -> Iterator[tuple[bytes, int
             s, e = starts[i] - lo, starts[i + 1] - lo
             lines.append(
                 b'{"filename":%s,"height":%d,"width":%d,"detection":{"instances":[%s]},'
-                b'"neg_category_ids":%s,"not_exhaustive_category_ids":%s}\n'
+                b'"neg_category_ids":%s,"not_exhaustive_category_ids":%s%s}\n'
                 % (orjson.dumps(filename), im.height, im.width, b",".join(inst[s:e]),
                    orjson.dumps([c - 1 for c in im.neg_category_ids]),
-                   orjson.dumps([c - 1 for c in im.not_exhaustive_category_ids]))
+                   orjson.dumps([c - 1 for c in im.not_exhaustive_category_ids]),
+                   b',"image_id":%d' % im.id if image_ids else b"")
             )
         stats["images"] += b1 - b0
         stats["boxes"] += hi - lo

@@ -28,6 +28,7 @@ from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.images import image_sizes
 from odvgkit.io import atomic_write, check_distinct
 from odvgkit.io.jsonstream import stream_members
+from odvgkit.io.text import read_text
 
 
 def read_name_table(path: str | Path | None = None) -> dict[int, tuple[str, str]]:
@@ -36,10 +37,7 @@ def read_name_table(path: str | Path | None = None) -> dict[int, tuple[str, str]
         text = resources.files("odvgkit.data").joinpath("objects365_v2_names_fix.csv").read_text("utf-8")
         where = "objects365_v2_names_fix.csv (packaged)"
     else:
-        try:
-            text = Path(path).read_text("utf-8")
-        except FileNotFoundError:
-            raise OdvgError(f"{path}: no such name table") from None
+        text = read_text(path, "name table")
         where = str(path)
     table: dict[int, tuple[str, str]] = {}
     for lineno, row in enumerate(csv.reader(io.StringIO(text)), 1):
@@ -74,9 +72,10 @@ def fix_names(
         if key != "categories":
             return raw
         cat = msgspec.json.decode(raw)
-        entry = table.get(cat.get("id")) if isinstance(cat, dict) else None
+        cid = cat.get("id") if isinstance(cat, dict) else None
+        entry = table.get(cid) if type(cid) is int else None
         if entry is None:
-            problems.warn("not-in-table", path, f"categories[{i}]", "id", f"id {cat.get('id')!r} is not in the name table; kept as is")
+            problems.warn("not-in-table", path, f"categories[{i}]", "id", f"id {cid!r} is not in the name table; kept as is")
             return raw
         old, new = entry
         if old != new and cat.get("name") != new:
@@ -131,10 +130,9 @@ def read_image_info(path: str | Path) -> dict[int, tuple[str, int, int]]:
     """``id → (file_name, height, width)`` from :func:`image_info`'s TSV or upstream's
     ``id file_name height width channel`` lines."""
     out: dict[int, tuple[str, int, int]] = {}
-    try:
-        lines = Path(path).read_text("utf-8").splitlines()
-    except FileNotFoundError:
-        raise OdvgError(f"{path}: no such image-info file (make one with 'odvgkit o365 image-info')") from None
+    if not Path(path).exists():
+        raise OdvgError(f"{path}: no such image-info file (make one with 'odvgkit o365 image-info')")
+    lines = read_text(path, "image-info file").splitlines()
     for lineno, line in enumerate(lines, 1):
         if not line.strip() or (lineno == 1 and line.startswith("id\t")):
             continue

@@ -17,6 +17,7 @@ import orjson
 
 from odvgkit.errors import OdvgError
 from odvgkit.io import AtomicGroup, check_distinct
+from odvgkit.io.text import read_text, strip_bom
 
 _CHESS = ["  ", "black bishop", "black king", "black knight", "black pawn", "black queen", "black rook",
           "white bishop", "white king", "white knight", "white pawn", "white queen", "white rook"]
@@ -40,9 +41,7 @@ def load_overrides(path: str | Path | None) -> dict[str, list[dict[str, Any]]]:
     if path is None:
         return OVERRIDES
     try:
-        data = json.loads(Path(path).read_text("utf-8"))
-    except FileNotFoundError:
-        raise OdvgError(f"{path}: no such override table") from None
+        data = json.loads(read_text(path, "override table"))
     except json.JSONDecodeError as exc:
         raise OdvgError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
@@ -65,7 +64,7 @@ def override_categories(
     for rel, cats in table.items():
         src = root / rel
         try:
-            doc = orjson.loads(src.read_bytes())
+            doc = orjson.loads(strip_bom(src.read_bytes()))
         except FileNotFoundError:
             raise OdvgError(f"{src}: no such annotation file (is {root} the ODinW root?)") from None
         except orjson.JSONDecodeError as exc:

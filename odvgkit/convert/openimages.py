@@ -20,6 +20,7 @@ min(YMax*h, h)]``; a box with no area left is dropped; an image left without box
 from __future__ import annotations
 
 import csv
+import io
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from itertools import islice
@@ -30,6 +31,7 @@ from odvgkit.convert._stream import OnBytes
 from odvgkit.convert.base import Conversion
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.images import image_sizes
+from odvgkit.io.text import not_utf8, read_text
 
 BBOX_CSV = "oidv6-train-annotations-bbox.csv"
 CLASSES_CSV = "class-descriptions-boxable.csv"
@@ -56,11 +58,13 @@ def _is_float(text: str) -> bool:
 
 def read_classes(path: Path) -> tuple[dict[str, int], dict[str, str]]:
     """``class-descriptions-boxable.csv`` (no header: MID, display name) → MID→label, label map."""
+    if not Path(path).exists():
+        raise OdvgError(f"{path}: no such file (the OpenImages class descriptions)")
+    reader = csv.reader(io.StringIO(read_text(path, "class descriptions file"), newline=""))
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except FileNotFoundError:
-        raise OdvgError(f"{path}: no such file (the OpenImages class descriptions)") from None
+        rows = list(reader)
+    except csv.Error as exc:
+        raise _csv_error(path, reader.line_num + 1, exc) from None
     mid_to_label: dict[str, int] = {}
     label_map: dict[str, str] = {}
     for lineno, row in enumerate(rows, 1):
@@ -81,10 +85,14 @@ def read_classes(path: Path) -> tuple[dict[str, int], dict[str, str]]:
 def csv_columns(path: Path) -> list[str]:
     """The header of the box CSV, checked for the columns the conversion needs."""
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(fh), [])
     except FileNotFoundError:
         raise OdvgError(f"{path}: no such file (the OpenImages box annotations)") from None
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc.object, exc) from None
+    except csv.Error as exc:
+        raise _csv_error(path, 1, exc) from None
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise OdvgError(f"{path}:1: missing column(s) {', '.join(missing)} (header: {','.join(header)})")
@@ -98,23 +106,71 @@ def _batches(path: Path, columns: list[str]) -> Iterator[dict[str, list[str]]]:
     faster but its import alone is ~30 MB of resident memory, a quarter of this converter's).
     """
     try:
-        fh = open(path, newline="", encoding="utf-8")  # noqa: SIM115 - closed below
+        fh = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         raise OdvgError(f"{path}: no such file (the OpenImages box annotations)") from None
     with fh:
         reader = csv.reader(fh)
         header = next(reader, [])
         at = [header.index(c) for c in columns]
+        rows_before = 0
         while True:
-            rows = list(islice(reader, _BATCH_ROWS))
+            try:  # one try per batch of rows, not per row
+                rows = list(islice(reader, _BATCH_ROWS))
+            except UnicodeDecodeError as exc:  # the decoder works ahead: the line is approximate
+                raise OdvgError(
+                    f"{path}: near line {reader.line_num + 1}: not UTF-8 text: byte 0x{exc.object[exc.start]:02x}"
+                    " (save the file as UTF-8)"
+                ) from None
+            except csv.Error as exc:
+                raise _csv_error(path, reader.line_num, exc) from None
             if not rows:
                 return
             try:
                 yield {c: [row[k] for row in rows] for c, k in zip(columns, at, strict=True)}
             except IndexError:
                 short = next(n for n, row in enumerate(rows) if len(row) < len(header))
-                line = reader.line_num - len(rows) + short + 1
-                raise OdvgError(f"{path}:{line}: expected {len(header)} columns, got {len(rows[short])}") from None
+                line = _row_line(path, rows_before + short + 1)
+                why = ""
+                if any("\n" in field for field in rows[short]):
+                    why = " (a quoted field runs over several lines: unterminated '\"'?)"
+                raise OdvgError(f"{path}:{line}: expected {len(header)} columns, got {len(rows[short])}{why}") from None
+            rows_before += len(rows)
+
+
+def _csv_error(path: Path, line: int, exc: csv.Error) -> OdvgError:
+    """``csv.Error`` says "field larger than field limit" for an unterminated quote: say what it means."""
+    text = str(exc)
+    if "field larger than field limit" in text:
+        text = "a quoted field never ends (unterminated '\"'?)"
+        line = _bad_row_line(path)
+    return OdvgError(f"{path}:{line}: malformed CSV: {text}")
+
+
+def _row_line(path: Path, row: int) -> int:
+    """First line of data row ``row`` (1-based, after the header): quoted fields may span lines,
+    so it is counted by re-reading (error path only)."""
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+        reader = csv.reader(fh)
+        start = 1
+        for n, _ in enumerate(reader):
+            if n == row:
+                return start
+            start = reader.line_num + 1
+    return start
+
+
+def _bad_row_line(path: Path) -> int:
+    """First line of the row the csv module could not finish (re-read on the error path only)."""
+    last = 0
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+        reader = csv.reader(fh)
+        try:
+            for _ in reader:
+                last = reader.line_num
+        except csv.Error:
+            pass
+    return last + 1
 
 
 def scattered_images(path: Path) -> dict[str, int]:
@@ -207,6 +263,12 @@ def _complete_images(
                 name, value = next((c, v) for c, v in raw.items() if not _is_float(v))
                 problems.error("missing-value" if value == "" else "bad-value", path, line, name,
                                "empty" if value == "" else f"not a number: {value!r}")
+                continue
+            total = coords[0] + coords[1] + coords[2] + coords[3]
+            if total - total != 0.0:  # NaN or ±inf somewhere (float() accepts "nan", "inf")
+                name = next(c for c, v in zip(("XMin", "XMax", "YMin", "YMax"), coords, strict=True) if v - v != 0.0)
+                problems.error("bad-value", path, line, name,
+                               f"not a finite number: {batch[name][k]!r}")
                 continue
             rows = pending.get(image_id)
             if rows is None:

@@ -28,6 +28,7 @@ from odvgkit.convert.lvis import Category
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io import check_distinct, read_label_map, read_records
 from odvgkit.io.jsonstream import stream_members
+from odvgkit.records import items_of
 
 
 def coco_ovd_split() -> tuple[list[str], list[str]]:
@@ -88,7 +89,7 @@ def coco_ovd_filter(
             return raw if keep else None
         if key == "categories":
             cat = msgspec.json.decode(raw)
-            if cat.get("id") not in keep_cats:
+            if not isinstance(cat, dict) or type(cat.get("id")) is not int or cat["id"] not in keep_cats:
                 return None
             cat["split"] = splits[cat["id"]]
             stats["categories"] += 1
@@ -141,6 +142,9 @@ def lvis_to_ovd(
     problems = problems if problems is not None else ProblemLog()
     base = lvis_base_labels(lvis_json, problems)
     lm = read_label_map(label_map_path)
+    from odvgkit.curate.labels import check_keys
+
+    check_keys(lm, Path(label_map_path))  # "a": "cat" would be a ValueError below
     kept = sorted(int(k) for k in lm if int(k) in base)
     remap = {old: new for new, old in enumerate(kept)} if renumber else {old: old for old in kept}
     label_map = {str(remap[k]): lm[str(k)] for k in kept}
@@ -148,9 +152,11 @@ def lvis_to_ovd(
 
     def records() -> Iterator[dict[str, Any]]:
         for _, rec in read_records(od_path, problems):
-            det = rec.get("detection") or {}
+            det = rec.get("detection") if isinstance(rec.get("detection"), dict) else {}
             instances = []
-            for inst in det.get("instances") or []:
+            for inst in items_of(det.get("instances")):
+                if not isinstance(inst, dict):
+                    continue
                 new = remap.get(inst.get("label"))  # type: ignore[arg-type]
                 if new is None:
                     stats["dropped:rare-instances"] += 1

@@ -30,6 +30,7 @@ from typing import Any
 
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io import read_records
+from odvgkit.io.text import read_text
 
 STYLES = ("lvis", "o365", "lower")
 
@@ -61,10 +62,7 @@ def normalise(name: str, style: str) -> str:
 
 def read_table(path: Path) -> dict[str, str]:
     """A rename table: CSV rows ``old,new`` (optional header ``old,new``) or JSON ``{old: new}``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise OdvgError(f"{path}: no such rename table") from None
+    text = read_text(path, "rename table")
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
@@ -148,16 +146,25 @@ def remap_records(
     A label missing from the table is a mismatched label map: a one-line error (never a silent
     drop or a guessed id).
     """
+    problems = problems if problems is not None else ProblemLog()
+    n_records = n_detection = 0
     for line, rec in read_records(path, problems):
+        n_records += 1
         det = rec.get("detection")
         if isinstance(det, dict):
-            for j, inst in enumerate(det.get("instances") or ()):
+            n_detection += 1
+            instances = det.get("instances") or []
+            if not isinstance(instances, list):
+                raise OdvgError(f"{path}:{line}: detection.instances: must be a list, got {type(instances).__name__}")
+            for j, inst in enumerate(instances):
                 if not isinstance(inst, dict):
                     continue
                 lab = inst.get("label")
+                if type(lab) is not int:  # 1.7, "3", true: never coerced into some other label
+                    raise OdvgError(f"{path}:{line}: detection.instances[{j}].label: must be an integer, got {lab!r}")
                 try:
-                    new = table[int(lab)]  # type: ignore[arg-type]
-                except (KeyError, TypeError, ValueError):
+                    new = table[lab]
+                except KeyError:
                     raise OdvgError(
                         f"{path}:{line}: detection.instances[{j}].label: {lab!r} is not in the label map "
                         "(mismatched label map)"
@@ -165,7 +172,14 @@ def remap_records(
                 inst["label"] = new
                 if names is not None and "category" in inst:
                     inst["category"] = names[str(new)]
+        elif n_detection == 0 and n_records == 1 and "grounding" in rec:
+            raise OdvgError(f"{path}:{line}: grounding record: labels remap changes detection labels; "
+                            "a VG file has none (phrases are not label ids)")
+        else:
+            problems.warn("no-detection", path, line, "detection", "no detection block; record copied unchanged")
         yield rec
+    if n_records == 0:
+        raise OdvgError(f"{path}: no records to remap (empty file?)")
 
 
 def by_name(source: Mapping[str, str], target: Mapping[str, str], path: Path) -> dict[int, int]:
@@ -195,14 +209,15 @@ def mapping_document(old: Mapping[str, str], new: Mapping[str, str], table: Mapp
 def read_mapping(path: Path, reverse: bool) -> tuple[dict[int, int], dict[str, str]]:
     """``(table, label map after applying it)`` from a mapping document, optionally reversed."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise OdvgError(f"{path}: no such mapping file") from None
+        doc = json.loads(read_text(path, "mapping file"))
     except json.JSONDecodeError as exc:
         raise OdvgError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
     if not isinstance(doc, dict) or doc.get("odvgkit_label_mapping") != 1:
         raise OdvgError(f"{path}: not an odvgkit label mapping (written by 'odvgkit labels remap')")
-    fwd = {int(k): int(v) for k, v in doc["old_to_new"].items()}
+    try:
+        fwd = {int(k): int(v) for k, v in doc["old_to_new"].items()}
+    except (KeyError, AttributeError, TypeError, ValueError):
+        raise OdvgError(f"{path}: old_to_new: must map label ids to label ids") from None
     if not reverse:
         return fwd, dict(doc["new_label_map"])
     back: dict[int, int] = {}

@@ -48,6 +48,7 @@ from typing import Any
 
 from odvgkit.errors import ProblemLog
 from odvgkit.io import read_records
+from odvgkit.records import items_of
 from odvgkit.tokenizer import MAX_TOKENS, load_tokenizer
 
 _BATCH = 1024
@@ -178,7 +179,7 @@ def _lint_od(
 ) -> set[str]:
     codes: set[str] = set()
     labels: list[str] = []
-    for j, inst in enumerate(det.get("instances") or ()):
+    for j, inst in enumerate(items_of(det.get("instances"))):
         if not isinstance(inst, dict):
             continue
         key = str(inst.get("label"))
@@ -228,7 +229,7 @@ def _lint_vg(
                       "lower() changes the caption's length (e.g. 'İ'): spans after it shift")
         codes.add("lowercase-changes-length")
     low = caption.lower()
-    for i, region in enumerate(g.get("regions") or ()):
+    for i, region in enumerate(items_of(g.get("regions"))):
         if not isinstance(region, dict):
             continue
         where = f"grounding.regions[{i}]"
@@ -239,7 +240,7 @@ def _lint_vg(
                 problems.warn("phrase-not-in-caption", path, line, f"{where}.phrase",
                               f"{piece!r} does not occur in the caption")
                 codes.add("phrase-not-in-caption")
-        for k, span in enumerate(region.get("tokens_positive") or ()):
+        for k, span in enumerate(items_of(region.get("tokens_positive"))):
             result.spans += 1
             loc = f"{where}.tokens_positive[{k}]"
             if not (isinstance(span, list) and len(span) == 2 and all(isinstance(v, int) for v in span)):

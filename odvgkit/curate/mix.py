@@ -51,6 +51,8 @@ from typing import Any
 
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io import read_label_map, read_records
+from odvgkit.io.text import read_text
+from odvgkit.records import items_of
 
 SCHEMA_VERSION = 1
 WEIGHT_KEYS = ("ratio", "repeat", "samples")
@@ -150,7 +152,7 @@ def scan_source(path: Path, label_map: dict[str, str] | None, problems: ProblemL
             kinds["od"] += 1
             if label_map is not None:
                 det = rec["detection"] if isinstance(rec["detection"], dict) else {}
-                for j, inst in enumerate(det.get("instances") or ()):
+                for j, inst in enumerate(items_of(det.get("instances"))):
                     lab = inst.get("label") if isinstance(inst, dict) else None
                     if str(lab) not in label_map:
                         raise OdvgError(
@@ -304,9 +306,7 @@ def load_manifest(path: str | Path) -> Manifest:
     """Read and validate a mixture manifest; paths come back absolute. One-line errors."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise OdvgError(f"{p}: no such manifest") from None
+        text = read_text(p, "manifest")
     except OSError as exc:
         raise OdvgError(f"{p}: cannot read manifest: {exc.strerror}") from None
     if p.suffix.lower() == ".json":
@@ -322,7 +322,9 @@ def load_manifest(path: str | Path) -> Manifest:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise OdvgError(f"{p}: malformed YAML: {str(exc).splitlines()[0]}") from None
-    return manifest_from_dict(data, p)
+    manifest = manifest_from_dict(data, p)
+    check_manifest_files(manifest)
+    return manifest
 
 
 def manifest_from_dict(data: Any, path: Path) -> Manifest:
@@ -339,8 +341,8 @@ def manifest_from_dict(data: Any, path: Path) -> Manifest:
     def abspath(v: Any, loc: str) -> Path | None:
         if v is None:
             return None
-        if not isinstance(v, str) or not v:
-            raise OdvgError(f"{where}: {loc}: expected a path string")
+        if not isinstance(v, str) or not v or "\x00" in v:
+            raise OdvgError(f"{where}: {loc}: expected a path string, got {v!r}")
         q = Path(v)
         return q if q.is_absolute() else (base / q).resolve()
 
@@ -364,8 +366,17 @@ def manifest_from_dict(data: Any, path: Path) -> Manifest:
                 raise OdvgError(f"{where}: {loc}.{key}: expected a non-negative integer")
         for key in ("ratio", "repeat", "class_balanced_threshold"):
             v = s.get(key)
-            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0):
-                raise OdvgError(f"{where}: {loc}.{key}: expected a positive number")
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v < math.inf):
+                raise OdvgError(f"{where}: {loc}.{key}: expected a positive number, got {v!r}")
+        if s.get("ratio") is not None and s["ratio"] > 1:
+            raise OdvgError(f"{where}: {loc}.ratio: a fraction of the epoch must be <= 1, got {s['ratio']!r}")
+        if s.get("class_balanced_threshold") is not None and s["class_balanced_threshold"] >= 1:
+            raise OdvgError(f"{where}: {loc}.class_balanced_threshold: must be below 1, got {s['class_balanced_threshold']!r}")
+        v = s.get("samples")
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
+            raise OdvgError(f"{where}: {loc}.samples: expected a positive integer, got {v!r}")
+        if v is not None and s["samples_per_epoch"] != v:
+            raise OdvgError(f"{where}: {loc}.samples_per_epoch: {s['samples_per_epoch']!r} disagrees with samples: {v}")
         out.append(MixSource(
             name=str(s["name"]),
             path=abspath(s["path"], f"{loc}.path"),  # type: ignore[arg-type]
@@ -382,8 +393,27 @@ def manifest_from_dict(data: Any, path: Path) -> Manifest:
     seed = data.get("seed", 0)
     if not isinstance(seed, int):
         raise OdvgError(f"{where}: seed: expected an integer")
-    epoch = data.get("epoch_size", sum(s.samples_per_epoch for s in out))
+    names = [s.name for s in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise OdvgError(f"{where}: sources: name {dupes[0]!r} is used twice")
+    total = sum(s.samples_per_epoch for s in out)
+    epoch = data.get("epoch_size", total)
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch != total:
+        raise OdvgError(
+            f"{where}: epoch_size: {epoch!r} disagrees with the sources (their samples_per_epoch add up to {total})"
+        )
     return Manifest(tuple(out), seed, epoch, SCHEMA_VERSION, path)
+
+
+def check_manifest_files(manifest: Manifest) -> None:
+    """Every source file and label map must exist when a manifest is loaded — a missing one would
+    otherwise surface only when the trainer reaches that source, possibly hours in."""
+    where = str(manifest.path)
+    for i, s in enumerate(manifest.sources):
+        for key, p in (("path", s.path), ("label_map", s.label_map)):
+            if p is not None and not p.is_file():
+                raise OdvgError(f"{where}: sources[{i}].{key}: {p}: no such file")
 
 
 # ------------------------------------------------------------------------------------ sampling
@@ -546,7 +576,7 @@ def materialize(
                 rec["filename"] = str(s.image_root / rec["filename"])
             if table is not None:
                 det = rec.get("detection") or {}
-                for j, inst in enumerate(det.get("instances") or ()):
+                for j, inst in enumerate(items_of(det.get("instances"))):
                     try:
                         inst["label"] = table[int(inst["label"])]
                     except (KeyError, TypeError, ValueError):

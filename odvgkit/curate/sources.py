@@ -38,6 +38,7 @@ import orjson
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io import format_of, open_binary, read_records
 from odvgkit.io.jsonstream import stream_members
+from odvgkit.io.text import strip_bom
 
 _COCO_NAME = re.compile(r"(?:^|_)(\d{12})\.(?:jpg|jpeg|png)$", re.IGNORECASE)
 _COCO_URL = re.compile(r"cocodataset\.org/.*?(\d{12})\.jpg", re.IGNORECASE)
@@ -117,7 +118,7 @@ def detect_kind(path: Path) -> str:
             "json, grefs(unc).json or refs(*).p)"
         ) from None
     with open_binary(path) as fh:
-        head = fh.read(_PEEK)
+        head = strip_bom(fh.read(_PEEK))
     first, nl, _ = head.partition(b"\n")
     if nl or len(head) < _PEEK:  # a one-record file may lack the final newline
         try:
@@ -138,7 +139,7 @@ def load_document(path: Path) -> Any:
     """A whole JSON document (for JSON lists such as ``grefs(unc).json``)."""
     try:
         with open_binary(path) as fh:
-            return orjson.loads(fh.read())
+            return orjson.loads(strip_bom(fh.read()))
     except orjson.JSONDecodeError as exc:
         raise OdvgError(f"{path}: malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
 

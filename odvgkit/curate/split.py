@@ -33,6 +33,7 @@ from typing import Any
 
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io import read_records
+from odvgkit.records import items_of
 
 NO_LABEL = -1
 
@@ -43,7 +44,7 @@ def record_labels(rec: dict[str, Any]) -> set[int]:
     if not isinstance(det, dict):
         return set()
     out: set[int] = set()
-    for inst in det.get("instances") or ():
+    for inst in items_of(det.get("instances")):
         if isinstance(inst, dict):
             lab = inst.get("label")
             if isinstance(lab, int) and not isinstance(lab, bool):

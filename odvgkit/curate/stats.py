@@ -58,6 +58,12 @@ class Stats:
         return "vg" if self.vg_records else "od"
 
 
+def _list(value: Any) -> list[Any]:
+    """``instances``/``regions`` when they are a list; anything else (a number, a dict, true) has
+    nothing to count — such records are the validator's to report, not a crash here."""
+    return value if isinstance(value, list) else []
+
+
 def _add_boxes(st: Stats, boxes: Iterable[Any], w: float, h: float) -> int:
     n = 0
     sides: list[float] = []
@@ -115,12 +121,12 @@ def compute(
             caption = g.get("caption") if isinstance(g.get("caption"), str) else ""
             st.caption_chars[len(caption)] += 1
             st.caption_words[len(caption.split())] += 1
-            regions = [r for r in g.get("regions") or () if isinstance(r, dict)]
+            regions = [r for r in _list(g.get("regions")) if isinstance(r, dict)]
             st.phrases_per_caption[len(regions)] += 1
             n = 0
             for r in regions:
                 phrase = r.get("phrase")
-                text = " ".join(phrase) if isinstance(phrase, list) else str(phrase or "")
+                text = " ".join(map(str, phrase)) if isinstance(phrase, list) else str(phrase or "")
                 st.phrases[text.strip().lower()] += 1
                 n += _add_boxes(st, region_boxes(r), w, h)
             if tok is not None:
@@ -129,7 +135,7 @@ def compute(
                     flush()
         elif isinstance(rec.get("detection"), dict):
             st.od_records += 1
-            insts = [i for i in rec["detection"].get("instances") or () if isinstance(i, dict)]
+            insts = [i for i in _list(rec["detection"].get("instances")) if isinstance(i, dict)]
             for inst in insts:
                 lab = inst.get("label")
                 name = (label_map or {}).get(str(lab)) or inst.get("category") or str(lab)

@@ -7,9 +7,11 @@ non-ASCII characters and a newline after every record, the way ``jsonlines`` wri
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import gzip
 import io
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +21,46 @@ import orjson
 from odvgkit.errors import OdvgError, ProblemLog
 
 _CHUNK = 1 << 20
+_GZIP_ERRORS = (zlib.error, EOFError, gzip.BadGzipFile)
+
+
+class _GzipInput(gzip.GzipFile):
+    """A gzip input whose damage is one user error naming the file.
+
+    zlib's own exceptions (``zlib.error``, ``EOFError`` for a truncated stream — which click turns
+    into a bare "Aborted." —, ``BadGzipFile`` for a wrong CRC) carry no file name and are not
+    :class:`OdvgError`; every reader of ``.gz`` goes through :func:`open_binary`, so converting
+    them here covers all of them. Reads are block-sized (or go through a ``BufferedReader``), so
+    the ``try`` costs nothing measurable.
+    """
+
+    def _damaged(self, exc: BaseException) -> OdvgError:
+        what = "truncated (unexpected end of the compressed stream)" if isinstance(exc, EOFError) else str(exc)
+        return OdvgError(f"{self.name or self.fileobj}: corrupt gzip data: {what}")
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            return super().read(size)
+        except _GZIP_ERRORS as exc:
+            raise self._damaged(exc) from None
+
+    def read1(self, size: int = -1) -> bytes:
+        try:
+            return super().read1(size)
+        except _GZIP_ERRORS as exc:
+            raise self._damaged(exc) from None
+
+    def peek(self, n: int) -> bytes:
+        try:
+            return super().peek(n)
+        except _GZIP_ERRORS as exc:
+            raise self._damaged(exc) from None
+
+    def readline(self, size: int | None = -1) -> bytes:
+        try:
+            return super().readline(size)
+        except _GZIP_ERRORS as exc:
+            raise self._damaged(exc) from None
 
 
 def open_binary(path: Path) -> IO[bytes]:
@@ -32,7 +74,7 @@ def open_binary(path: Path) -> IO[bytes]:
     except PermissionError:
         raise OdvgError(f"{path}: permission denied") from None
     if path.name.endswith(".gz"):
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return _GzipInput(filename=str(path), fileobj=raw, mode="rb")  # type: ignore[return-value]
     return raw
 
 
@@ -48,8 +90,11 @@ def iter_jsonl(
     fh = open_binary(path)
     raw = fh.fileobj if isinstance(fh, gzip.GzipFile) else fh  # compressed offset for progress
     last_pos = 0
+    lineno = 0
     try:
         reader = io.BufferedReader(fh, _CHUNK) if isinstance(fh, gzip.GzipFile) else fh
+        if reader.peek(3)[:3] == codecs.BOM_UTF8:  # accepted like every other text input (io.text)
+            reader.read(3)
         for lineno, line in enumerate(reader, 1):
             if on_bytes is not None and lineno % 4096 == 0:
                 pos = raw.tell()  # type: ignore[union-attr]
@@ -61,12 +106,17 @@ def iter_jsonl(
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
+                if "UTF-8" in exc.msg:  # orjson says "surrogates not allowed" for any bad byte
+                    _bad(problems, path, lineno, "not-utf8", "not UTF-8 text (save the file as UTF-8)")
+                    continue
                 _bad(problems, path, lineno, "malformed-json", f"malformed JSON: {exc.msg} (column {exc.colno})")
                 continue
             if not isinstance(record, dict):
                 _bad(problems, path, lineno, "not-an-object", f"expected a JSON object, got {type(record).__name__}")
                 continue
             yield lineno, record
+        if lineno == 0:  # not one line: a 0-byte file (or just a BOM) is a mistake worth naming
+            raise OdvgError(f"{path}: empty file: no ODVG records")
     except (OSError, EOFError) as exc:
         raise OdvgError(f"{path}: cannot read: {exc}") from None
     finally:

@@ -412,7 +412,12 @@ def _read_key(buf: _Buffer) -> str:
         if backslashes % 2 == 0:
             break
         end += 1
-    key = msgspec.json.decode(buf.data[buf.pos : end + 1], type=str)
+    try:
+        key = msgspec.json.decode(buf.data[buf.pos : end + 1], type=str)
+    except msgspec.DecodeError as exc:
+        if _UTF8 in str(exc):
+            raise _utf8_error(buf, buf.pos, buf.data[buf.pos : end + 1]) from None
+        raise buf.syntax_error(buf.base + buf.pos, f"malformed member name: {exc}") from None
     buf.pos = end + 1
     return key
 
@@ -432,6 +437,8 @@ def _read_value(buf: _Buffer, key: str) -> bytes:
         try:
             msgspec.json.decode(candidate)
         except msgspec.DecodeError as exc:
+            if _UTF8 in str(exc):
+                raise _utf8_error(buf, start, candidate) from None
             at = _error_at(exc)
             if at is not None and at < len(candidate.rstrip()) - 1:
                 raise buf.syntax_error(buf.base + start + at, _explain(exc, candidate, at)) from None
@@ -515,6 +522,8 @@ def _decode_batch(
     item_decoder_type = item_decoder.type if item_decoder is not None else msgspec.Raw
     data = buf.data
     start = buf.pos
+    if start >= len(data):  # the file ends right after a ',' between elements
+        raise buf.syntax_error(buf.base + start, f"{key}[{index}]: unexpected end of file (truncated?)")
     opener = data[start]
     closer = b"}" if opener == ord("{") else b"]" if opener == ord("[") else None
     hi = len(data)
@@ -538,6 +547,8 @@ def _decode_batch(
                 _record(bad, buf.path, problems)
                 return items, cut + 1 - start, len(raws)
         except msgspec.DecodeError as exc:
+            if _UTF8 in str(exc):  # msgspec gives no position: find the byte (error path only)
+                raise _utf8_error(buf, start, data[start : cut + 1]) from None
             at = _error_at(exc)
             if "trailing characters" in str(exc) and at is not None:
                 # our '[' was closed early: the array ends inside the window. msgspec reports one
@@ -556,6 +567,22 @@ def _decode_batch(
                 data, start, hi, tries = buf.data, buf.pos, len(buf.data), 0
             continue
         return items, cut + 1 - start, len(items)
+
+
+_UTF8 = "Invalid UTF-8"
+
+
+def _utf8_error(buf: _Buffer, start: int, chunk: bytes) -> OdvgError:
+    """Invalid UTF-8 inside ``chunk`` (which starts at ``buf.data[start]``), named by line and column.
+
+    A wrong cut can never split a UTF-8 sequence (cuts fall on ASCII ``}``), so the invalid byte
+    is in the file, not an artefact of batching: it is reported, not retried as "truncated".
+    """
+    try:
+        bytes(chunk).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return buf.syntax_error(buf.base + start + exc.start, f"invalid UTF-8 byte 0x{chunk[exc.start]:02x} (the file is not UTF-8 text)")
+    return buf.syntax_error(buf.base + start, "invalid UTF-8")
 
 
 def _is_truncation(exc: msgspec.DecodeError) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from odvgkit.errors import OdvgError
 from odvgkit.io.atomic import AtomicGroup, atomic_path
@@ -14,7 +15,7 @@ def read_label_map(path: str | Path) -> dict[str, str]:
     """Read and shape-check a label map: a JSON object of string keys to string names."""
     p = Path(path)
     try:
-        data = json.loads(p.read_bytes())
+        data = _decode(p)
     except FileNotFoundError:
         raise OdvgError(f"{p}: no such label map") from None
     except json.JSONDecodeError as exc:
@@ -40,3 +41,19 @@ def write_label_map(
         return
     with atomic_path(path) as tmp:
         tmp.write_text(payload, encoding="utf-8")
+
+
+def _decode(path: Path) -> Any:
+    """The label map's JSON value: UTF-8 with or without a BOM (``odvgkit.io.text``), and a key
+    given twice refused — ``json.loads`` would keep the last one and silently drop a class."""
+    from odvgkit.io.text import decode_utf8
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise OdvgError(f"{path}: label {key!r} appears twice (names {out[key]!r} and {value!r})")
+            out[key] = value
+        return out
+
+    return json.loads(decode_utf8(path.read_bytes(), path), object_pairs_hook=unique)

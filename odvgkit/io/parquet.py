@@ -106,34 +106,50 @@ def to_row(rec: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+_OWN_TOP = ("filename", "height", "width", "detection", "grounding", "extra")
+
+
 def from_row(row: dict[str, Any]) -> dict[str, Any]:
-    rec: dict[str, Any] = {"filename": row["filename"], "height": row["height"], "width": row["width"]}
+    """A record from one row: odvgkit's own layout, or any Parquet of ODVG-shaped records.
+
+    Files written by pandas/pyarrow/Spark straight from records have no ``extra`` columns and no
+    ``bbox_nested``/``phrase_list`` flags: their boxes and phrases are stored as they were and come
+    back as they are, and columns odvgkit does not know stay record fields.
+    """
+    rec: dict[str, Any] = {"filename": row.get("filename"), "height": row.get("height"), "width": row.get("width")}
     det = row.get("detection")
     if det is not None:
         instances = [
             _restore(
-                {"bbox": i["bbox"], "label": i["label"]}
-                | ({"category": i["category"]} if i["category"] is not None else {}),
-                i["extra"],
+                {"bbox": i.get("bbox"), "label": i.get("label")}
+                | ({"category": i["category"]} if i.get("category") is not None else {}),
+                i.get("extra"),
             )
-            for i in det["instances"]
+            for i in det.get("instances") or ()
         ]
-        rec["detection"] = _restore({"instances": instances}, det["extra"])
+        rec["detection"] = _restore({"instances": instances}, det.get("extra"))
     gnd = row.get("grounding")
     if gnd is not None:
-        regions = [
-            _restore(
-                {
-                    "bbox": r["bbox"] if r["bbox_nested"] else r["bbox"][0],
-                    "phrase": r["phrase"] if r["phrase_list"] else r["phrase"][0],
-                    "tokens_positive": r["tokens_positive"],
-                },
-                r["extra"],
-            )
-            for r in gnd["regions"]
-        ]
-        rec["grounding"] = _restore({"caption": gnd["caption"], "regions": regions}, gnd["extra"])
+        regions = [_region(r) for r in gnd.get("regions") or ()]
+        rec["grounding"] = _restore({"caption": gnd.get("caption"), "regions": regions}, gnd.get("extra"))
+    if len(row) > len(_OWN_TOP) or any(k not in _OWN_TOP for k in row):
+        rec.update((k, v) for k, v in row.items() if k not in _OWN_TOP)
     return _restore(rec, row.get("extra"))
+
+
+def _region(r: dict[str, Any]) -> dict[str, Any]:
+    bbox, phrase = r.get("bbox"), r.get("phrase")
+    nested, is_list = r.get("bbox_nested"), r.get("phrase_list")
+    if nested is False and bbox:  # odvgkit's layout: a single box stored as a list of one
+        bbox = bbox[0]
+    if is_list is False and phrase:
+        phrase = phrase[0]
+    return _restore({"bbox": bbox, "phrase": phrase, "tokens_positive": r.get("tokens_positive")}, r.get("extra"))
+
+
+def _one_line(exc: BaseException) -> str:
+    """Arrow's messages span several lines; an ``odvgkit: error:`` line must not."""
+    return " ".join(str(exc).split())
 
 
 def iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -142,14 +158,24 @@ def iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         pf = pq.ParquetFile(path)
     except FileNotFoundError:
         raise OdvgError(f"{path}: no such file") from None
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise OdvgError(f"{path}: not a readable Parquet file: {exc}") from None
+    except (pa.ArrowException, OSError) as exc:
+        raise OdvgError(f"{path}: not a readable Parquet file: {_one_line(exc)}") from None
     missing = {"filename", "height", "width"} - set(pf.schema_arrow.names)
     if missing:
         raise OdvgError(f"{path}: not an ODVG Parquet file (missing columns: {', '.join(sorted(missing))})")
     n = 0
-    for batch in pf.iter_batches(batch_size=_BATCH):
-        for row in batch.to_pylist():
+    batches = pf.iter_batches(batch_size=_BATCH)
+    while True:
+        try:
+            batch = next(batches, None)
+            rows = batch.to_pylist() if batch is not None else None
+        except (pa.ArrowException, OSError) as exc:
+            raise OdvgError(f"{path}: rows from {n + 1}: cannot read (damaged row group?): {_one_line(exc)}") from None
+        if rows is None:
+            if n == 0:
+                raise OdvgError(f"{path}: empty file: no ODVG records (0 rows)")
+            return
+        for row in rows:
             n += 1
             yield n, from_row(row)
 

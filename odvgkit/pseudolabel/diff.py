@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odvgkit.pseudolabel.label import iou
-from odvgkit.records import region_boxes
+from odvgkit.records import box_is_finite, items_of, region_boxes
 
 Box = list[float]
 
@@ -75,18 +75,24 @@ class DiffResult:
 def boxes_by_key(rec: dict[str, Any], names: dict[str, str] | None = None) -> dict[str, list[tuple[Box, float | None]]]:
     """``{key: [(box, score), ...]}`` of one record, boxes in file order."""
     out: dict[str, list[tuple[Box, float | None]]] = {}
-    for inst in (rec.get("detection") or {}).get("instances") or []:
+    det, gnd = rec.get("detection"), rec.get("grounding")
+    for inst in items_of(det.get("instances")) if isinstance(det, dict) else ():
+        if not isinstance(inst, dict) or not box_is_finite(inst.get("bbox")):
+            continue  # a malformed box cannot be matched (validate reports it)
         label = inst.get("label")
         key = inst.get("category") or (names or {}).get(str(label)) or f"label {label}"
         out.setdefault(str(key), []).append((inst["bbox"], inst.get("score")))
-    for reg in (rec.get("grounding") or {}).get("regions") or []:
+    for reg in items_of(gnd.get("regions")) if isinstance(gnd, dict) else ():
+        if not isinstance(reg, dict):
+            continue
         phrase = reg.get("phrase")
-        key = " ".join(phrase) if isinstance(phrase, list) else str(phrase)
+        key = " ".join(map(str, phrase)) if isinstance(phrase, list) else str(phrase)
         boxes = region_boxes(reg)
         score = reg.get("score")
         scores = score if isinstance(score, list) else [score] * len(boxes)
         for box, s in zip(boxes, scores, strict=False):
-            out.setdefault(key, []).append((box, s))
+            if box_is_finite(box):
+                out.setdefault(key, []).append((box, s))
     return out
 
 

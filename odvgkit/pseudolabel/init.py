@@ -17,6 +17,7 @@ from typing import Any
 
 from odvgkit.errors import OdvgError
 from odvgkit.images import image_sizes
+from odvgkit.io.text import read_text
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 PLACEHOLDER_BOX = [0.0, 0.0, 1.0, 1.0]
@@ -137,7 +138,7 @@ def read_captions(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise OdvgError(f"--captions {path}: no such file")
     entries = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path, "captions file").splitlines(), 1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"

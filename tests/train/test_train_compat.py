@@ -39,6 +39,14 @@ def _coco(tmp: Path) -> tuple[Path, Path | None]:
     return tmp / "coco_od.jsonl", tmp / "coco_lm.json"
 
 
+def _coco_image_ids(tmp: Path) -> tuple[Path, Path | None]:
+    """--image-ids adds a record field ODVGDataset does not know: it must be ignored."""
+    src = SHARED / "tiny_coco" / "annotations" / "instances_val2017.json"
+    run_cli("convert", "coco2odvg", str(src), "--image-ids", "-o", str(tmp / "coco_ids_od.jsonl"),
+            "--label-map", str(tmp / "coco_ids_lm.json"), "-q")
+    return tmp / "coco_ids_od.jsonl", tmp / "coco_ids_lm.json"
+
+
 def _coco_ovd(tmp: Path) -> tuple[Path, Path | None]:
     src = tmp / "tiny_coco"
     shutil.copytree(SHARED / "tiny_coco", src)
@@ -178,6 +186,7 @@ def _grit(tmp: Path) -> tuple[Path, Path | None]:
 
 CASES: dict[str, Callable[[Path], tuple[Path, Path | None]]] = {
     "coco2odvg": _coco,
+    "coco2odvg --image-ids": _coco_image_ids,
     "coco2ovd+coco2odvg": _coco_ovd,
     "goldg2odvg": _goldg,
     "refcoco2odvg": _refcoco,
