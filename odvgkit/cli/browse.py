@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli._common import Force, Json, Quiet, Strict, reporter
 
 if TYPE_CHECKING:
     from odvgkit.browse.app import AppServer
@@ -56,6 +56,7 @@ def render(
     ] = 1333,
     fmt: Annotated[str, typer.Option("--format", help="Output image format: jpg | png.")] = "jpg",
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -211,6 +212,7 @@ def export_fiftyone(
     output: Annotated[Path, typer.Option("--output", "-o", help="Records file to write (.jsonl/.json[.gz]/.parquet).")],
     db_dir: DbDir = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, input_bytes, reporter
+from odvgkit.cli._common import Force, Json, Quiet, Strict, input_bytes, reporter
 
 convert_app = typer.Typer(
     help="Convert a source dataset into ODVG records (+ label map for detection data).",
@@ -32,6 +32,7 @@ def coco2odvg(
         Path | None, typer.Option("--label-map", help="Label map path. Default: <output dir>/<dataset>_label_map.json.")
     ] = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -85,6 +86,7 @@ def goldg2odvg(
     input: Annotated[Path, typer.Argument(help="MDETR grounding json: final_mixed_train_no_coco.json, final_flickr_separateGT_*.json, …")],
     output: Output = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -119,6 +121,7 @@ def refcoco2odvg(
     inputs: Annotated[list[Path], typer.Argument(help="MDETR finetune_refcoco*_train.json files, or a directory holding them.")],
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Directory for the outputs. Default: beside each input.")] = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -159,6 +162,7 @@ def lvis2odvg(
     output: Output = None,
     label_map: LabelMapOpt = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -201,6 +205,7 @@ def openimages2odvg(
     no_exif: Annotated[bool, typer.Option("--no-exif", help="Ignore EXIF orientation when reading sizes.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Threads reading image headers.")] = 16,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -242,6 +247,7 @@ def coco2ovd(
     val: Annotated[Path | None, typer.Option("--val", help="Val json. Default: DATA_ROOT/annotations/instances_val2017.json.")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Default: beside the inputs.")] = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -291,6 +297,7 @@ def lvis2ovd(
     out_label_map: Annotated[Path | None, typer.Option("--out-label-map", help="Default: <label map>_norare.json.")] = None,
     renumber: Annotated[bool, typer.Option("--renumber", help="Dense labels 0..K-1 (rewrites labels). Default: upstream's sparse keys.")] = False,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -332,6 +339,7 @@ def grefcoco2odvg(
     no_target: Annotated[str, typer.Option("--no-target", help="exclude (default, for training) | include | only (for the evaluator).")] = "exclude",
     caption_field: Annotated[str, typer.Option("--caption-field", help="sent (normalised, default) or raw.")] = "sent",
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -366,6 +374,7 @@ def odinw_override(
     data_root: Annotated[Path, typer.Argument(help="ODinW root (holding ChessPieces/, CottontailRabbits/, …).")],
     table: Annotated[Path | None, typer.Option("--table", help='JSON {"relative/annotations.json": [categories]}. Default: upstream\'s three datasets.')] = None,
     output_name: Annotated[str, typer.Option("--output-name", help="File written beside each original.")] = "new_annotations_without_background.json",
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

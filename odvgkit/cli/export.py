@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli._common import Force, Json, Quiet, Strict, reporter
 
 export_app = typer.Typer(help="Export ODVG records to other formats.", no_args_is_help=True)
 
@@ -19,6 +19,7 @@ def coco(
     label_map: Annotated[Path | None, typer.Option("--label-map", help="Label map of an OD file (names of the categories). Default: the instances' category fields.")] = None,
     category_ids: Annotated[str, typer.Option("--category-ids", help="label+1 (default) or coco80 (original COCO ids for the 80 COCO labels).")] = "label+1",
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

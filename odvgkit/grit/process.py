@@ -275,7 +275,7 @@ def _short_error(message: str | None) -> str:
 def _commit(out: Path, shard: str, samples: list[dict[str, Any]], res: ProcessResult) -> None:
     from odvgkit.io import AtomicGroup
 
-    with AtomicGroup() as group:
+    with AtomicGroup(force=True) as group:  # the shard is redone whole (its folders were removed above)
         group.path(out / "annotations" / f"{shard}.json").write_bytes(orjson.dumps(samples))
         group.path(out / "stats" / f"{shard}.json").write_bytes(
             orjson.dumps(res.as_json(), option=orjson.OPT_INDENT_2)
