@@ -184,10 +184,12 @@ def fiftyone(
             with fapp.app_server(port, address, base_dir / "log" / "app.log") as server:
                 url = server.dataset_url(ds_name)
                 rows["url"] = url
+                rep.summary("browse fiftyone", rows, problems)  # now, not when the App stops hours later
                 if not quiet:  # also with --json: stderr, so scripts and people find the App
                     rep.console.print(f"FiftyOne App: {url}   (Ctrl-C to stop)", markup=False, highlight=False)
                 _wait(server, rep)
-    rep.summary("browse fiftyone", rows, problems)
+        else:
+            rep.summary("browse fiftyone", rows, problems)
     if problems.n_errors:
         raise typer.Exit(1)
 

@@ -178,7 +178,14 @@ def _write_sample(
         res.stats["dropped:corrupt-json"] += 1
         res.problem("error", "corrupt-json", f"{key}.json", None, f"unreadable sample metadata: {exc}"[:300])
         return None
-    target = partial / f"{key}.{ext}"
+    from odvgkit.io.paths import UnsafePath, inside
+
+    try:
+        target = inside(partial, f"{key}.{ext}", source=shard, where=None, field="tar member")
+    except UnsafePath as exc:
+        res.stats["dropped:unsafe-name"] += 1
+        res.problem("error", "unsafe-name", key, None, str(exc).split(": ", 1)[-1][:300])
+        return None
     target.write_bytes(parts[ext])
     try:
         width, height = image_size(target)

@@ -269,6 +269,8 @@ class AtomicGroup(contextlib.ExitStack):
         for tmp, tgt in self._pending:
             if exc.filename is not None and os.fspath(exc.filename) == os.fspath(tmp):
                 return str(tgt)
+        if exc.filename is not None:
+            return os.fsdecode(exc.filename)
         return ", ".join(str(t) for _, t in self._pending) or "output"
 
     def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
@@ -350,7 +352,10 @@ class AtomicGroup(contextlib.ExitStack):
             }
             tmp = j.parent / temp_name(j.name)
             try:
-                tmp.write_text(json.dumps(doc), encoding="utf-8")
+                try:
+                    tmp.write_text(json.dumps(doc), encoding="utf-8")
+                except OSError as exc:
+                    raise OSError(exc.errno, exc.strerror, str(j)) from None
                 os.replace(tmp, j)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
