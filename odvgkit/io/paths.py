@@ -26,8 +26,11 @@ def _why_unsafe(name: object) -> str | None:
         return "contains a NUL byte"
     if PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive:
         return "is an absolute path"
-    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if ".." in parts:
         return "contains '..'"
+    if not parts:
+        return "names no file"
     return None
 
 
@@ -39,8 +42,6 @@ def _resolve(root: Path, name: object) -> tuple[Path | None, str]:
         real_parent = os.path.realpath(target.parent)
         if real_parent != real_root and not real_parent.startswith(real_root.rstrip(os.sep) + os.sep):
             why = "leads out of the folder through a symbolic link"
-        elif target.name in ("", ".", ".."):
-            why = "names no file"
         else:
             return target, ""
     return None, f"{name!r} {why}; refusing to write outside {root}"
