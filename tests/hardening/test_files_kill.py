@@ -91,6 +91,16 @@ def _kill(proc: subprocess.Popen[bytes]) -> set[int]:
     return kids
 
 
+def _assert_die(workers: set[int]) -> None:
+    """The workers end by themselves; if they do not, the test fails and kills them (no orphans)."""
+    try:
+        _wait_for(lambda: not any(_alive(w) for w in workers), 10, "the workers to die with their parent")
+    finally:
+        for w in workers:
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)
+
+
 def test_kill9_while_reading_and_writing_leaves_nothing(big_coco: Path, tmp_path: Path):
     before = big_coco.stat().st_mtime_ns, big_coco.stat().st_size
     out_dir = tmp_path / "out"
@@ -107,7 +117,7 @@ def test_kill9_while_reading_and_writing_leaves_nothing(big_coco: Path, tmp_path
     assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
     workers = _kill(proc)
     assert len(workers) >= (2 if usable_cpus() >= 2 else 0)
-    _wait_for(lambda: not any(_alive(w) for w in workers), 10, "the workers to die with their parent")
+    _assert_die(workers)
     assert not out.exists() and not lm.exists()
     first = proc.pid
 
@@ -120,7 +130,7 @@ def test_kill9_while_reading_and_writing_leaves_nothing(big_coco: Path, tmp_path
     _wait_for(lambda: growing() or proc.poll() is not None, 120, "records being written")
     assert proc.poll() is None
     workers = _kill(proc)
-    _wait_for(lambda: not any(_alive(w) for w in workers), 10, "the workers to die with their parent")
+    _assert_die(workers)
     assert not out.exists() and not lm.exists()
     stale = _temps(out_dir)  # recognisable: named after their (dead) owner, label map and records
     assert len(stale) == 2 and all(f".odvgkit-{proc.pid}-" in n for n in stale), stale
