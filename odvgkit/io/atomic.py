@@ -264,6 +264,15 @@ class AtomicGroup(contextlib.ExitStack):
         self._pending.append((tmp, tgt))
         return tmp
 
+    def precheck(self, target: str | Path) -> None:
+        """Refuse now, not hours later at the commit, when a *finished* small output (a label map)
+        would replace a different existing file without --force."""
+        tgt = Path(target)
+        force = _FORCE.get() if self._force is None else self._force
+        for tmp, pending in self._pending:
+            if pending == tgt and not force and os.path.lexists(tgt) and not same_content(tmp, tgt):
+                raise OdvgError(f"{tgt}: exists with different content; not replaced (pass --force to replace it)")
+
     def _target_of(self, exc: OSError) -> str:
         """The output an ``OSError`` while writing belongs to, as well as it can be told."""
         for tmp, tgt in self._pending:

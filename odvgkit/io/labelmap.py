@@ -39,6 +39,7 @@ def write_label_map(
     payload = json.dumps({str(k): v for k, v in label_map.items()}, ensure_ascii=False) + "\n"
     if group is not None:
         group.path(path).write_text(payload, encoding="utf-8")
+        group.precheck(path)  # a conflicting label map stops the run before the records are converted
         return
     with atomic_path(path, force=force) as tmp:
         tmp.write_text(payload, encoding="utf-8")

@@ -172,3 +172,24 @@ def test_force_is_per_process_state_only_through_the_option(tmp_path, monkeypatc
     assert target.read_text() == '{"a":1}\n'
     write_records(target, [{"a": 2}], force=True)
     assert target.read_text() == '{"a":2}\n' and stat.S_IMODE(target.stat().st_mode) == 0o604
+
+
+def test_label_map_conflict_stops_before_records_are_converted(tmp_path: Path):
+    """A conflicting label map is known at once; the (possibly hours-long) record stream never starts."""
+    from odvgkit.convert.base import Conversion, write_conversion
+    from odvgkit.errors import OdvgError
+
+    lm = tmp_path / "lm.json"
+    lm.write_text('{"0": "raccoon"}\n')
+    consumed: list[int] = []
+
+    def records():
+        consumed.append(1)
+        yield {"filename": "a.jpg", "height": 1, "width": 1, "detection": {"instances": []}}
+
+    conv = Conversion(records=records(), label_map={"0": "cat"})
+    with pytest.raises(OdvgError, match=f"^{lm}: exists with different content"):
+        write_conversion(conv, tmp_path / "x.jsonl", inputs=[], label_map_path=lm)
+    assert consumed == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lm.json"]
+    assert lm.read_text() == '{"0": "raccoon"}\n'
