@@ -105,7 +105,12 @@ def split(
                 writers[key].write(rec)
                 counts[key] += 1
                 if images_root is not None and (copy_images or link_images):
-                    images.setdefault(rec.get("filename"), line)  # type: ignore[arg-type]
+                    name = rec.get("filename")
+                    if isinstance(name, str):
+                        images.setdefault(name, line)
+                    else:
+                        problems.error("bad-filename", input, line, "filename",
+                                       f"expected a file name, got {type(name).__name__}; image not copied")
         if lm is not None and lm_out is not None:
             write_label_map(lm_out, lm, group)
         if images_root is not None and (copy_images or link_images):

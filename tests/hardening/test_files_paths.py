@@ -166,3 +166,13 @@ def test_sweep_removes_only_dead_processes_temporaries(tmp_path: Path):
         p.write_text("x")
     sweep(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in [live, *user])
+
+
+def test_split_names_a_filename_that_is_not_a_string(dataset: Path, tmp_path: Path, cli):
+    records = dataset / "train.jsonl"
+    records.write_text(json.dumps({"filename": ["ok.png"], "height": 6, "width": 8}) + "\n" + _rec("ok.png"))
+    r = cli("split", records, "-o", tmp_path / "out", "--images-root", dataset / "images", "--copy-images", "--json")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    s = json.loads(r.stdout)
+    assert s["images_copied"] == 1
+    assert s["problems"]["examples"] == [f"{records}:1: filename: expected a file name, got list; image not copied"]
