@@ -27,7 +27,8 @@ Four more guarantees, because users lost data to their absence:
   naming the output being written.
 
 Protection is against process death (kill -9, OOM killer, Ctrl-C), not power loss: nothing is
-fsynced, which would cost seconds on multi-GB outputs.
+fsynced, which would cost seconds on multi-GB outputs. Tests widen the window between renames with
+``ODVGKIT_TEST_COMMIT_PAUSE=SECONDS`` to kill a run inside it.
 """
 
 from __future__ import annotations
