@@ -341,9 +341,14 @@ class AtomicGroup(contextlib.ExitStack):
                 done += 1
         except BaseException:
             if done and journals:  # Ctrl-C between renames: the journal promised all of them
-                for tmp, tgt in moves[done:]:
-                    with contextlib.suppress(OSError):
+                try:
+                    for tmp, tgt in moves[done:]:
                         os.replace(tmp, tgt)
+                except OSError:
+                    raise  # the journal stays: the next run finishes the commit
+                for j in journals:
+                    with contextlib.suppress(FileNotFoundError):
+                        j.unlink()
             raise
         for j in journals:
             with contextlib.suppress(FileNotFoundError):

@@ -189,3 +189,26 @@ def test_kill9_between_the_renames_of_a_group_is_rolled_forward(tmp_path: Path):
     assert json.loads(lm.read_text()) == {"0": "cat", "1": "dog", "2": "bird"}
     assert [i["category"] for i in json.loads(out.read_text())["detection"]["instances"]] == ["cat", "dog", "bird"]
     assert _temps(out_dir) == []
+
+
+def test_ctrl_c_between_the_renames_finishes_the_commit(tmp_path: Path):
+    """Ctrl-C after the first rename: the journal promised every rename, so the run completes them
+    before it stops (a half-committed group is never left by a live process that can finish it)."""
+    a = _small_coco(tmp_path / "raccoon.json", ["raccoon"])
+    b = _small_coco(tmp_path / "pets.json", ["cat", "dog"])
+    out_dir = tmp_path / "out"
+    out, lm = out_dir / "data_od.jsonl", out_dir / "label_map.json"
+    r = subprocess.run([sys.executable, "-m", "odvgkit", "convert", "coco2odvg", a, "-o", out, "--label-map", lm, "-q"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    proc = _start("convert", "coco2odvg", b, "-o", out, "--label-map", lm, "-q", "--force",
+                  env={"ODVGKIT_TEST_COMMIT_PAUSE": "60"})
+    _wait_for(lambda: any(n.endswith(".journal") for n in _temps(out_dir)) or proc.poll() is not None, 60, "the journal")
+    _wait_for(lambda: len(_temps(out_dir)) == 2 or proc.poll() is not None, 10, "the first rename")
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in err.decode()
+    assert _temps(out_dir) == []  # no journal, no temporary: the commit was finished
+    assert json.loads(lm.read_text()) == {"0": "cat", "1": "dog"}
+    assert [i["category"] for i in json.loads(out.read_text())["detection"]["instances"]] == ["cat", "dog"]
