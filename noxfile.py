@@ -44,7 +44,7 @@ def lint(session: nox.Session) -> None:
 def schemas(session: nox.Session) -> None:
     """Regenerate schemas/*.schema.json from the record model (tests fail when they drift)."""
     session.install("-e", ".")
-    session.run("odvgkit", "schema", "--write", "schemas")
+    session.run("odvgkit", "schema", "--write", "schemas", "--force")  # regenerating means replacing
 
 
 @nox.session(python="3.11")

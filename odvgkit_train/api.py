@@ -84,7 +84,7 @@ def _plain_jsonl(source: Source, out_dir: Path) -> Source:
     if name.endswith((".jsonl", ".json")):
         return source
     target = out_dir / f"{source.name}.jsonl"
-    write_records(target, (rec for _, rec in read_records(source.ann_file)), inputs=[source.ann_file])
+    write_records(target, (rec for _, rec in read_records(source.ann_file)), inputs=[source.ann_file], force=True)
     return dataclasses.replace(source, ann_file=target)
 
 

@@ -248,6 +248,6 @@ def write_config(cfg: dict[str, Any], path: Path) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     text = Config(cfg).pretty_text
-    with atomic_path(path) as tmp:
+    with atomic_path(path, force=True) as tmp:  # the work dir's own config, rewritten per run
         Path(tmp).write_text(text, encoding="utf-8")
     return path

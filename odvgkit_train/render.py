@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from odvgkit.io import atomic_path
+from odvgkit.io.paths import inside
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230)]
 
@@ -39,7 +40,7 @@ def render_records(records: list[dict[str, Any]], images: list[Path], out_dir: P
             rgb = PALETTE[colour % len(PALETTE)]
             draw.rectangle(box, outline=rgb, width=2)
             draw.text((box[0] + 2, box[1] + 1), f"{text} {score:.2f}", fill=rgb)
-        target = out_dir / f"{image.stem}.png"
+        target = inside(out_dir, f"{image.stem}.png", source=image, where=None, field="image name")
         with atomic_path(target) as tmp:
             canvas.save(tmp, format="PNG")
         n += 1

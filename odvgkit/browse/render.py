@@ -24,6 +24,7 @@ from odvgkit.browse.draw import panel, placeholder, side_by_side
 from odvgkit.browse.scene import Scene, scene_of
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io import atomic_path, ensure_parent, read_records
+from odvgkit.io.paths import inside
 
 Record = dict[str, Any]
 Chosen = tuple[int, Record]
@@ -206,7 +207,8 @@ def render_file(
         image, gt, pred_scene = render_one(
             line, record, opts, problems, records_path, pred, with_predictions=predictions is not None
         )
-        out = opts.out_dir / output_name(line, str(record.get("filename", "")), opts.ext)
+        out = inside(opts.out_dir, output_name(line, str(record.get("filename", "")), opts.ext),
+                     source=records_path, where=line)
         save(image, out, opts.ext)
         stats.outputs.append(out)
         stats.rendered += 1

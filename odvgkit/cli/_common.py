@@ -17,6 +17,26 @@ Strict = Annotated[
 ]
 
 
+def _set_force(value: bool) -> bool:
+    from odvgkit.io.atomic import set_force
+
+    set_force(value)
+    return value
+
+
+# Every command that writes outputs takes ``force: Force = False``; the check itself is in the
+# atomic commit (odvgkit.io.atomic), so declaring the option is all a command has to do.
+Force = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Replace existing outputs (and label maps) whose content differs; without it they are kept "
+        "and the command fails. Identical outputs are never an error.",
+        callback=_set_force,
+    ),
+]
+
+
 def reporter(quiet: bool, json_mode: bool) -> Reporter:
     return Reporter(quiet=quiet, json_mode=json_mode)
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli._common import Force, Json, Quiet, Strict, reporter
 
 if TYPE_CHECKING:
     from odvgkit.browse.app import AppServer
@@ -56,6 +56,7 @@ def render(
     ] = 1333,
     fmt: Annotated[str, typer.Option("--format", help="Output image format: jpg | png.")] = "jpg",
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -184,10 +185,12 @@ def fiftyone(
             with fapp.app_server(port, address, base_dir / "log" / "app.log") as server:
                 url = server.dataset_url(ds_name)
                 rows["url"] = url
+                rep.summary("browse fiftyone", rows, problems)  # now, not when the App stops hours later
                 if not quiet:  # also with --json: stderr, so scripts and people find the App
                     rep.console.print(f"FiftyOne App: {url}   (Ctrl-C to stop)", markup=False, highlight=False)
                 _wait(server, rep)
-    rep.summary("browse fiftyone", rows, problems)
+        else:
+            rep.summary("browse fiftyone", rows, problems)
     if problems.n_errors:
         raise typer.Exit(1)
 
@@ -212,6 +215,7 @@ def export_fiftyone(
     output: Annotated[Path, typer.Option("--output", "-o", help="Records file to write (.jsonl/.json[.gz]/.parquet).")],
     db_dir: DbDir = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, input_bytes, reporter
+from odvgkit.cli._common import Force, Json, Quiet, Strict, input_bytes, reporter
 
 convert_app = typer.Typer(
     help="Convert a source dataset into ODVG records (+ label map for detection data).",
@@ -39,6 +39,7 @@ def coco2odvg(
         Path | None, typer.Option("--label-map", help="Label map path. Default: <output dir>/<dataset>_label_map.json.")
     ] = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
     image_ids: ImageIds = False,
@@ -95,6 +96,7 @@ def goldg2odvg(
     input: Annotated[Path, typer.Argument(help="MDETR grounding json: final_mixed_train_no_coco.json, final_flickr_separateGT_*.json, …")],
     output: Output = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -129,6 +131,7 @@ def refcoco2odvg(
     inputs: Annotated[list[Path], typer.Argument(help="MDETR finetune_refcoco*_train.json files, or a directory holding them.")],
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Directory for the outputs. Default: beside each input.")] = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -172,6 +175,7 @@ def lvis2odvg(
     output: Output = None,
     label_map: LabelMapOpt = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
     image_ids: ImageIds = False,
@@ -217,6 +221,7 @@ def openimages2odvg(
     no_exif: Annotated[bool, typer.Option("--no-exif", help="Ignore EXIF orientation when reading sizes.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Threads reading image headers.")] = 16,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -258,6 +263,7 @@ def coco2ovd(
     val: Annotated[Path | None, typer.Option("--val", help="Val json. Default: DATA_ROOT/annotations/instances_val2017.json.")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Default: beside the inputs.")] = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -307,6 +313,7 @@ def lvis2ovd(
     out_label_map: Annotated[Path | None, typer.Option("--out-label-map", help="Default: <label map>_norare.json.")] = None,
     renumber: Annotated[bool, typer.Option("--renumber", help="Dense labels 0..K-1 (rewrites labels). Default: upstream's sparse keys.")] = False,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -348,6 +355,7 @@ def grefcoco2odvg(
     no_target: Annotated[str, typer.Option("--no-target", help="exclude (default, for training) | include | only (for the evaluator).")] = "exclude",
     caption_field: Annotated[str, typer.Option("--caption-field", help="sent (normalised, default) or raw.")] = "sent",
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -382,6 +390,7 @@ def odinw_override(
     data_root: Annotated[Path, typer.Argument(help="ODinW root (holding ChessPieces/, CottontailRabbits/, …).")],
     table: Annotated[Path | None, typer.Option("--table", help='JSON {"relative/annotations.json": [categories]}. Default: upstream\'s three datasets.')] = None,
     output_name: Annotated[str, typer.Option("--output-name", help="File written beside each original.")] = "new_annotations_without_background.json",
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

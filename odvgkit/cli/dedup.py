@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, reporter
+from odvgkit.cli._common import Force, Json, Quiet, reporter
 
 dedup_app = typer.Typer(
     help="Remove evaluation images (RefCOCO/+/g, gRefCOCO, LVIS val) from COCO train2017.",
@@ -102,6 +102,7 @@ def refcoco(
     ],
     output: Output = None,
     manifest: Manifest = None,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -132,6 +133,7 @@ def lvis(
     lvis_val: Annotated[Path, typer.Option("--lvis-val", help="LVIS v1 val json (lvis_v1_val.json).")],
     output: Output = None,
     manifest: Manifest = None,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

@@ -7,11 +7,12 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, reporter
+from odvgkit.cli._common import Force, Json, Quiet, reporter
 
 
 def demo(
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write the demo outputs.")] = Path("odvgkit-demo"),
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli._common import Force, Json, Quiet, Strict, reporter
 
 export_app = typer.Typer(help="Export ODVG records to other formats.", no_args_is_help=True)
 
@@ -20,6 +20,7 @@ def coco(
     category_ids: Annotated[str, typer.Option("--category-ids", help="label+1 (default) or coco80 (original COCO ids for the 80 COCO labels).")] = "label+1",
     reference: Annotated[Path | None, typer.Option("--reference", help="The original COCO json: image ids by file name and category ids by name come from it, so predictions line up with it.")] = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

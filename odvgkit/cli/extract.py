@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, input_bytes, reporter
+from odvgkit.cli._common import Force, Json, Quiet, Strict, input_bytes, reporter
 
 extract_app = typer.Typer(help="Extract a subset of a source annotation file.", no_args_is_help=True)
 
@@ -17,6 +17,7 @@ def coco_from_mixed(
     input: Annotated[Path, typer.Argument(help="MDETR final_mixed_train.json.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: final_mixed_train_only_coco.json beside the input.")] = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

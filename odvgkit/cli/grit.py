@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli._common import Force, Json, Quiet, Strict, reporter
 
 grit_app = typer.Typer(
     help="GRIT-20M: download images with img2dataset, unpack shards (local or Spark).",
@@ -149,6 +149,7 @@ def grit2odvg(
     master: Master = "local[*]",
     spark_conf: SparkConf = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli._common import Force, Json, Quiet, Strict, reporter
 
 labels_app = typer.Typer(
     help="Normalise class names, merge label maps, remap label ids (contiguously and back).",
@@ -28,6 +28,7 @@ def rename(
     table: Annotated[
         Path | None, typer.Option("--table", "-t", help="Rename table: CSV old,new or JSON {old: new} (applied first).")
     ] = None,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -74,6 +75,7 @@ def merge(
         Path | None, typer.Option("--mapping", help="Per-input old→new tables (JSON). Default: <output stem>_mapping.json.")
     ] = None,
     style: Style = None,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -128,6 +130,7 @@ def remap(
         Path | None, typer.Option("--label-map-out", help="Label map of the output. Default: <output stem>_label_map.json.")
     ] = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli._common import Force, Json, Quiet, Strict, reporter
 
 leakage_app = typer.Typer(
     help="Find (and remove) training images that also occur in evaluation sets.", no_args_is_help=True
@@ -41,6 +41,7 @@ def audit(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the hash cache.")] = False,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Threads decoding/hashing images.")] = 8,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli._common import Force, Json, Quiet, Strict, reporter
 
 
 def mix(
@@ -29,6 +29,7 @@ def mix(
         Path | None, typer.Option("--materialize", help="Also write one sampled epoch as a single ODVG file.")
     ] = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

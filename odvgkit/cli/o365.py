@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, input_bytes, reporter
+from odvgkit.cli._common import Force, Json, Quiet, Strict, input_bytes, reporter
 
 fix_names_app = typer.Typer(help="Fix category names of a source dataset.", no_args_is_help=True)
 o365_app = typer.Typer(help="Objects365: measure true image sizes and fix the annotations.", no_args_is_help=True)
@@ -25,6 +25,7 @@ def fix_names_o365(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: <input>_fixname.json.")] = None,
     table: Annotated[Path | None, typer.Option("--fix-name-map", help="CSV id,original,corrected. Default: the table shipped in odvgkit.")] = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -60,6 +61,7 @@ def image_info(
     no_exif: Annotated[bool, typer.Option("--no-exif", help="Do not apply EXIF orientation.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Threads reading headers.")] = 16,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -93,6 +95,7 @@ def fix_wh(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: <input>_fixwh.json (val never overwrites train).")] = None,
     mode: Annotated[str, typer.Option("--mode", help="fix: replace wrong sizes; drop: remove those images.")] = "fix",
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, reporter
+from odvgkit.cli._common import Json, Quiet, _set_force, reporter
 from odvgkit.errors import OdvgError, require
 
 PANEL = "Train"
@@ -29,7 +29,9 @@ ClassThr = Annotated[list[str] | None, typer.Option("--class-thr", help="Per-cla
 Nms = Annotated[float, typer.Option("--nms", help="NMS IoU per class/phrase (0–1); 1 disables it.")]
 Chunked = Annotated[int, typer.Option("--chunked-size", help="Classes per prompt chunk (label maps over 256 tokens).")]
 TextEncoder = Annotated[Path | None, typer.Option("--text-encoder", help="Local BERT directory (default: the checkpoint's).")]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
+Overwrite = Annotated[
+    bool, typer.Option("--overwrite", "--force", help="Replace an existing output file.", callback=_set_force)
+]
 
 
 def _need_train() -> None:

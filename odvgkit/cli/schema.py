@@ -7,10 +7,13 @@ from typing import Annotated
 
 import typer
 
+from odvgkit.cli._common import Force
+
 
 def schema(
     name: Annotated[str, typer.Argument(help="record | label-map")] = "record",
     write: Annotated[Path | None, typer.Option("--write", help="Write every schema file into this directory instead.")] = None,
+    force: Force = False,
 ) -> None:
     """Print the JSON Schema of an ODVG record or label map (generated from odvgkit's model).
 

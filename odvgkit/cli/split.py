@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli._common import Force, Json, Quiet, Strict, reporter
+
+if TYPE_CHECKING:
+    from odvgkit.errors import ProblemLog
 
 
 def split(
@@ -32,6 +35,7 @@ def split(
         bool, typer.Option("--link-images", help="Symlink the subset's images into -o DIR/images/.")
     ] = False,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -49,13 +53,11 @@ def split(
       odvgkit split lvis_v1_train_od.jsonl --ratio 0.9 -m lvis_v1_label_map.json -o lvis_split/
     """
     import contextlib
-    import shutil
 
     from odvgkit.curate.split import plan_split
     from odvgkit.errors import OdvgError, ProblemLog
     from odvgkit.io import (
         AtomicGroup,
-        atomic_path,
         check_distinct,
         format_of,
         read_label_map,
@@ -91,8 +93,9 @@ def split(
         check_distinct(t, [input, *([label_map] if label_map else [])])
     want = set(selected)
     counts = {k: 0 for k in targets}
-    images: list[str] = []
-    with AtomicGroup() as group:
+    images: dict[str, int] = {}  # filename → line of its first record
+    copied = unchanged = 0
+    with AtomicGroup() as group:  # records and label map commit last, after every image is in place
         with contextlib.ExitStack() as stack:  # writers close before the group renames
             writers = {k: stack.enter_context(record_writer(group, p)) for k, p in targets.items()}
             for line, rec in read_records(input, problems):
@@ -101,30 +104,25 @@ def split(
                 key = "all" if ratio is None else ("val" if line in val else "train")
                 writers[key].write(rec)
                 counts[key] += 1
-                if images_root is not None and isinstance(rec.get("filename"), str):
-                    images.append(rec["filename"])
+                if images_root is not None and (copy_images or link_images):
+                    name = rec.get("filename")
+                    if isinstance(name, str):
+                        images.setdefault(name, line)
+                    else:
+                        problems.error("bad-filename", input, line, "filename",
+                                       f"expected a file name, got {type(name).__name__}; image not copied")
         if lm is not None and lm_out is not None:
             write_label_map(lm_out, lm, group)
-    copied = 0
-    if images_root is not None and (copy_images or link_images):
-        img_dir = output_dir / "images"
-        with rep.progress("copying images" if copy_images else "linking images", total=len(images), unit="images") as adv:
-            for name in dict.fromkeys(images):
-                src = images_root / name
-                dst = img_dir / name
-                adv(1)
-                if not src.is_file():
-                    problems.error("missing-image", input, None, "filename", f"{src}: image not found")
-                    continue
-                if dst.exists() or dst.is_symlink():
-                    dst.unlink()
-                if copy_images:
-                    with atomic_path(dst) as tmp:
-                        shutil.copyfile(src, tmp)
-                else:
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    dst.symlink_to(src.resolve())
-                copied += 1
+        if images_root is not None and (copy_images or link_images):
+            # every image is checked before the first one is written: --strict stops with nothing written
+            jobs = _image_jobs(images, images_root, output_dir / "images", input, problems)
+            with rep.progress("copying images" if copy_images else "linking images", total=len(jobs), unit="images") as adv:
+                for src, dst in jobs:
+                    adv(1)
+                    if _place_image(src, dst, link=link_images):
+                        copied += 1
+                    else:
+                        unchanged += 1
     rows: dict[str, object] = {"input": str(input), "format": fmt, "records_in": total, "method": method, "seed": seed}
     for k, p in targets.items():
         rows[f"{k}_records" if k != "all" else "records_written"] = counts[k]
@@ -133,9 +131,69 @@ def split(
         rows["label_map"] = str(lm_out)
     if images_root is not None and (copy_images or link_images):
         rows["images_copied" if copy_images else "images_linked"] = copied
+        if unchanged:
+            rows["images_already_in_place"] = unchanged
     rep.summary("split", rows, problems)
     if problems.n_errors:
         raise typer.Exit(1)
+
+
+def _image_jobs(
+    images: dict[str, int], root: Path, img_dir: Path, source: Path, problems: ProblemLog
+) -> list[tuple[Path, Path]]:
+    """``(source image, target)`` pairs; a missing image or a filename that would land outside
+    ``img_dir`` is the record's error (skipped and counted, or the end under --strict)."""
+    from odvgkit.io.paths import inside_or_report
+
+    jobs = []
+    for name, line in images.items():
+        dst = inside_or_report(img_dir, name, problems, source=source, where=line)
+        if dst is None:
+            continue
+        src = root / name
+        if not src.is_file():
+            problems.error("missing-image", source, line, "filename", f"{src}: image not found")
+            continue
+        jobs.append((src, dst))
+    return jobs
+
+
+def _place_image(src: Path, dst: Path, link: bool) -> bool:
+    """Copy (or symlink) one image atomically; False when the same image is already there.
+
+    A different file at ``dst`` is replaced only with --force (the atomic commit refuses it).
+    """
+    import os
+    import shutil
+
+    from odvgkit.io import atomic_path
+    from odvgkit.io.atomic import same_content, sweep, temp_name
+
+    if link:
+        want = os.path.realpath(src)
+        if dst.is_symlink() and os.path.realpath(dst) == want:
+            return False
+        if os.path.lexists(dst):
+            from odvgkit.errors import OdvgError
+            from odvgkit.io.atomic import force_enabled
+
+            if not force_enabled():
+                raise OdvgError(f"{dst}: exists and is not a link to {want}; not replaced (pass --force to replace it)")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        sweep(dst.parent)
+        tmp = dst.parent / temp_name(dst.name)
+        tmp.symlink_to(want)
+        try:
+            os.replace(tmp, dst)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return True
+    if dst.is_file() and not dst.is_symlink() and same_content(src, dst):
+        return False
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    return True
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, input_bytes, reporter
+from odvgkit.cli._common import Force, Json, Quiet, Strict, input_bytes, reporter
 
 
 def stats(
@@ -24,6 +24,7 @@ def stats(
     ] = None,
     no_tokens: Annotated[bool, typer.Option("--no-tokens", help="Skip BERT token counting of captions (faster).")] = False,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, reporter
+from odvgkit.cli._common import Force, Json, Quiet, reporter
 from odvgkit.errors import OdvgError, require
 
 PANEL = "Train"
@@ -299,6 +299,7 @@ def eval_cmd(
     flickr_merged: Annotated[
         bool, typer.Option("--flickr-merged", help="flickr30k: one union box per phrase (MDETR merged mode).")
     ] = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -347,6 +348,7 @@ def infer_cmd(
     render: Annotated[Path | None, typer.Option("--render", help="Also draw the boxes into this folder.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Preset, when the checkpoint carries no config.")] = None,
     text_encoder: TextEncoder = None,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

@@ -17,6 +17,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from typing import Any, TypeVar
 
 from odvgkit._memory import trim_heap
+from odvgkit._workers import die_with_parent
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -60,7 +61,8 @@ def ordered_map(
         pool = ThreadPoolExecutor(workers)
     else:
         trim_heap()  # the workers start as copies of this process: as small as it can be
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=die_with_parent, initargs=(os.getpid(),))
     pending: deque[Future[R]] = deque()
     try:
         for arg in args:

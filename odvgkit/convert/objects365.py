@@ -184,10 +184,10 @@ def fix_wh(
             if file_name != im.file_name:
                 problems.error("file-name-mismatch", path, f"images[{i}]", "file_name",
                                f"{im.file_name!r} but the image-info table says {file_name!r}")
+            stats["images"] += 1  # every image written, resized ones included
             if (im.height, im.width) != (h, w):
                 stats["resized"] += 1
                 return {**msgspec.json.decode(raw), "height": h, "width": w}
-            stats["images"] += 1
             return raw
         if key == "annotations":
             if decode_raw(raw, _AnnImg).image_id in dropped:

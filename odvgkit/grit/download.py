@@ -204,7 +204,7 @@ def run_download(
 
     from odvgkit.io import atomic_write
 
-    with atomic_write(raw_dir / MANIFEST) as fh:
+    with atomic_write(raw_dir / MANIFEST, force=True) as fh:  # the resumable job's own manifest
         fh.write(orjson.dumps(manifest | {"options": asdict(opts), "columns": columns}, option=orjson.OPT_INDENT_2))
     previous = signal.getsignal(signal.SIGINT)  # img2dataset installs its own (exit 0 on Ctrl-C)
     try:

@@ -24,6 +24,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any, TypeVar
 
+from odvgkit._workers import die_with_parent
 from odvgkit.convert._parallel import usable_cpus
 from odvgkit.errors import OdvgError, require
 
@@ -37,9 +38,10 @@ def default_workers() -> int:
     return usable_cpus()  # one process per usable core
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     # one process per core already: keep the tokenizer's own thread pool out of the way
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    die_with_parent(parent)  # a killed parent must not leave shard workers running
 
 
 def run_local(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
@@ -49,7 +51,8 @@ def run_local(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterato
             yield fn(item)
         return
     with ProcessPoolExecutor(
-        max_workers=min(workers, len(items)), mp_context=get_context("spawn"), initializer=_init_worker
+        max_workers=min(workers, len(items)), mp_context=get_context("spawn"), initializer=_init_worker,
+        initargs=(os.getpid(),),
     ) as pool:
         window: deque[Future[R]] = deque()
         it = iter(items)

@@ -178,7 +178,14 @@ def _write_sample(
         res.stats["dropped:corrupt-json"] += 1
         res.problem("error", "corrupt-json", f"{key}.json", None, f"unreadable sample metadata: {exc}"[:300])
         return None
-    target = partial / f"{key}.{ext}"
+    from odvgkit.io.paths import UnsafePath, inside
+
+    try:
+        target = inside(partial, f"{key}.{ext}", source=shard, where=None, field="tar member")
+    except UnsafePath as exc:
+        res.stats["dropped:unsafe-name"] += 1
+        res.problem("error", "unsafe-name", key, None, str(exc).split(": ", 1)[-1][:300])
+        return None
     target.write_bytes(parts[ext])
     try:
         width, height = image_size(target)
@@ -275,7 +282,7 @@ def _short_error(message: str | None) -> str:
 def _commit(out: Path, shard: str, samples: list[dict[str, Any]], res: ProcessResult) -> None:
     from odvgkit.io import AtomicGroup
 
-    with AtomicGroup() as group:
+    with AtomicGroup(force=True) as group:  # the shard is redone whole (its folders were removed above)
         group.path(out / "annotations" / f"{shard}.json").write_bytes(orjson.dumps(samples))
         group.path(out / "stats" / f"{shard}.json").write_bytes(
             orjson.dumps(res.as_json(), option=orjson.OPT_INDENT_2)

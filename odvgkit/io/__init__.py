@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from odvgkit.errors import OdvgError, ProblemLog
-from odvgkit.io.atomic import AtomicGroup, atomic_path, atomic_write, check_distinct, ensure_parent
+from odvgkit.io.atomic import (
+    AtomicGroup,
+    atomic_path,
+    atomic_write,
+    check_distinct,
+    ensure_parent,
+    set_force,
+    sweep,
+)
 from odvgkit.io.jsonl import JsonlWriter, iter_jsonl, open_binary
 from odvgkit.io.labelmap import read_label_map, write_label_map
 
@@ -38,6 +46,8 @@ __all__ = [
     "read_label_map",
     "read_records",
     "record_writer",
+    "set_force",
+    "sweep",
     "write_label_map",
     "write_records",
 ]
@@ -75,6 +85,7 @@ def read_records(
     one raises :class:`OdvgError`.
     """
     p = Path(path)
+    sweep(p.parent)  # finish a commit a killed odvgkit left here before reading its outputs
     if format_of(p) == "parquet":
         from odvgkit.io.parquet import iter_parquet
 
@@ -111,11 +122,12 @@ def record_writer(group: AtomicGroup, target: str | Path) -> Iterator[RecordWrit
 
 
 def write_records(
-    path: str | Path, records: Iterable[Record], inputs: Iterable[str | Path] = ()
+    path: str | Path, records: Iterable[Record], inputs: Iterable[str | Path] = (), force: bool | None = None
 ) -> int:
-    """Write ``records`` atomically to ``path``; refuse to overwrite one of ``inputs``."""
+    """Write ``records`` atomically to ``path``; refuse to overwrite one of ``inputs``, or a
+    different existing file unless ``force`` (default: the command's ``--force``)."""
     check_distinct(path, inputs)
-    with AtomicGroup() as group, record_writer(group, path) as writer:
+    with AtomicGroup(force=force) as group, record_writer(group, path) as writer:
         for rec in records:
             writer.write(rec)
     return writer.count

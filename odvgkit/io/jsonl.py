@@ -137,6 +137,7 @@ class JsonlWriter:
 
     def __init__(self, path: Path, gz: bool = False) -> None:
         self._fh: IO[bytes] = gzip.open(path, "wb", compresslevel=6) if gz else open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._path = path
         self._buf: list[bytes] = []
         self._size = 0
         self.count = 0
@@ -152,15 +153,33 @@ class JsonlWriter:
     def write_raw(self, lines: bytes, count: int) -> None:
         """Append already-serialised records (each ending in a newline)."""
         self.flush()
-        self._fh.write(lines)
+        self._write(lines)
         self.count += count
 
     def flush(self) -> None:
         if self._buf:
-            self._fh.write(b"".join(self._buf))
+            data = b"".join(self._buf)
             self._buf.clear()
             self._size = 0
+            self._write(data)
 
     def close(self) -> None:
-        self.flush()
-        self._fh.close()
+        try:
+            self.flush()
+        finally:
+            try:
+                self._fh.close()
+            except OSError as exc:
+                raise self._named(exc) from None
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._fh.write(data)
+        except OSError as exc:
+            raise self._named(exc) from None
+
+    def _named(self, exc: OSError) -> OSError:
+        """The error with this file's name, so a full disk is reported against the right output."""
+        if exc.filename is None and exc.errno is not None:
+            return OSError(exc.errno, exc.strerror, str(self._path))
+        return exc

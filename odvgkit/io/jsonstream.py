@@ -17,6 +17,7 @@ the file and is reported with its line and column.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -28,6 +29,7 @@ from typing import IO, Any
 import msgspec
 
 from odvgkit._memory import gc_paused
+from odvgkit._workers import die_with_parent
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io.jsonl import open_binary
 
@@ -261,7 +263,8 @@ def stream_members(
             if buf.peek() == ord("["):
                 if transform is not None and use_pool:
                     if pool is None:
-                        pool = ProcessPoolExecutor(parallel.workers, mp_context=multiprocessing.get_context("fork"))
+                        pool = ProcessPoolExecutor(parallel.workers, mp_context=multiprocessing.get_context("fork"),
+                                                   initializer=die_with_parent, initargs=(os.getpid(),))
                     batches = _stream_array_parallel(
                         buf, key, etype, transform, keep_invalid, pool, parallel.workers, problems
                     )

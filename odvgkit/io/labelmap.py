@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from odvgkit.errors import OdvgError
-from odvgkit.io.atomic import AtomicGroup, atomic_path
+from odvgkit.io.atomic import AtomicGroup, atomic_path, sweep
 
 
 def read_label_map(path: str | Path) -> dict[str, str]:
     """Read and shape-check a label map: a JSON object of string keys to string names."""
     p = Path(path)
+    sweep(p.parent)  # finish a commit a killed odvgkit left here before reading its outputs
     try:
         data = _decode(p)
     except FileNotFoundError:
@@ -29,7 +30,8 @@ def read_label_map(path: str | Path) -> dict[str, str]:
 
 
 def write_label_map(
-    path: str | Path, label_map: Mapping[str | int, str], group: AtomicGroup | None = None
+    path: str | Path, label_map: Mapping[str | int, str], group: AtomicGroup | None = None,
+    force: bool | None = None,
 ) -> None:
     """Write a label map atomically (UTF-8, string keys in label order).
 
@@ -38,8 +40,9 @@ def write_label_map(
     payload = json.dumps({str(k): v for k, v in label_map.items()}, ensure_ascii=False) + "\n"
     if group is not None:
         group.path(path).write_text(payload, encoding="utf-8")
+        group.precheck(path)  # a conflicting label map stops the run before the records are converted
         return
-    with atomic_path(path) as tmp:
+    with atomic_path(path, force=force) as tmp:
         tmp.write_text(payload, encoding="utf-8")
 
 

@@ -9,6 +9,7 @@ column holding their JSON, so reading a Parquet file back gives the records that
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,7 @@ class ParquetWriter:
 
     def __init__(self, path: Path) -> None:
         self._writer = pq.ParquetWriter(path, SCHEMA, compression="zstd")
+        self._path = path
         self._rows: list[dict[str, Any]] = []
         self.count = 0
 
@@ -200,9 +202,23 @@ class ParquetWriter:
                 table = pa.Table.from_pylist(self._rows, schema=SCHEMA)
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                 raise OdvgError(f"cannot store record as ODVG Parquet: {exc}") from None
-            self._writer.write_table(table)
             self._rows.clear()
+            try:
+                self._writer.write_table(table)
+            except OSError as exc:
+                raise self._named(exc) from None
 
     def close(self) -> None:
-        self.flush()
-        self._writer.close()
+        try:
+            self.flush()
+        finally:
+            try:
+                self._writer.close()
+            except OSError as exc:
+                raise self._named(exc) from None
+
+    def _named(self, exc: OSError) -> OSError:
+        """The error with this file's name, so a full disk is reported against the right output."""
+        if exc.filename is None and exc.errno is not None:
+            return OSError(exc.errno, os.strerror(exc.errno), str(self._path))
+        return exc

@@ -141,9 +141,9 @@ def make_round0(opts: LoopOptions) -> dict[str, Any]:
     else:
         records = init_mod.od_records(images)
         lm = _label_map(opts)
-    write_records(part / "records.jsonl", records)
+    write_records(part / "records.jsonl", records, force=True)  # the loop owns its work dir
     if lm is not None:
-        write_label_map(part / "label_map.json", lm)
+        write_label_map(part / "label_map.json", lm, force=True)
     manifest = {"round": 0, "kind": "vg" if lm is None else "od", "images": str(images.resolve()),
                 "records": len(records), "label_map": lm,
                 "sources": {k: str(v) for k, v in (("captions", opts.captions), ("label_map", opts.label_map)) if v},
@@ -229,9 +229,9 @@ def run_round(opts: LoopOptions, k: int, log: Callable[[str], None], on_image: C
         recs = label_records(list(read_records(source)), source, net, opts.images, lm, score_thr=opts.score_thr,
                              class_thr=class_thr, nms_thr=opts.nms, chunked_size=opts.chunked_size, tag=tag,
                              on_image=on_image, warn=warn)
-        write_records(labels, recs)
+        write_records(labels, recs, force=True)  # relabelled with another checkpoint: replaced
         if lm is not None:
-            write_label_map(part / "label_map.json", lm)
+            write_label_map(part / "label_map.json", lm, force=True)
         rounds.write_json(part / "labels.provenance.json", {"round": k, "checkpoint": str(prev_ckpt),
                                                            "checkpoint_sha256": ckpt_sha, **thresholds})
         (part / "labels.sha256").write_text(ckpt_sha + "\n")

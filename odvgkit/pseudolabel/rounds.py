@@ -58,7 +58,7 @@ def last_complete(work: Path) -> int | None:
 
 
 def write_json(path: Path, payload: Any) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path, force=True) as tmp:  # the loop's own state
         tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
 
 

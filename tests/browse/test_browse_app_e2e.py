@@ -88,6 +88,9 @@ def test_app_renders_the_sample_grid_and_stops_cleanly(tmp_path: Path) -> None:
         while f"FiftyOne App: {base}/datasets/e2e_coco" not in log.read_text():  # printed once it answers
             assert cli.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.5)
+        text = log.read_text()  # the load summary comes while the App serves, not after it stops
+        assert "browse fiftyone" in text and text.index("browse fiftyone") < text.index("FiftyOne App:"), text
+        assert f"{base}/datasets/e2e_coco" in text[:text.index("FiftyOne App:")], text
         shot = tmp_path / "app.png"
         colours = 0
         for attempt in range(4):  # the grid fills in asynchronously; give a slow machine more time
