@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, input_bytes, reporter
+from odvgkit.cli._common import Json, LabelSpaceMap, Quiet, Strict, Synonyms, input_bytes, reporter
 
 convert_app = typer.Typer(
     help="Convert a source dataset into ODVG records (+ label map for detection data).",
@@ -25,12 +25,15 @@ def coco2odvg(
     input: Annotated[Path, typer.Argument(help="COCO-style instances json (COCO, Objects365, V3Det).")],
     output: Output = None,
     dataset: Annotated[
-        str,
-        typer.Option("--dataset", "-d", help="Source flavour: coco | o365v1 | o365v2 | v3det (label-map name, O365 quirks)."),
-    ] = "coco",
-    label_map: Annotated[
-        Path | None, typer.Option("--label-map", help="Label map path. Default: <output dir>/<dataset>_label_map.json.")
+        str | None,
+        typer.Option(
+            "--dataset", "-d",
+            help="Source flavour: coco | o365v1 | o365v2 | v3det (upstream label-map name, O365 quirks). Default: coco when "
+            "the categories are COCO 2017's 80, else a custom dataset.",
+        ),
     ] = None,
+    label_map: LabelSpaceMap = None,
+    synonyms: Synonyms = None,
     strict: Strict = False,
     quiet: Quiet = False,
     json_mode: Json = False,
@@ -41,35 +44,46 @@ def coco2odvg(
     and outside-image boxes are dropped exactly as upstream coco2odvg.py does (and counted).
     The input is streamed: Objects365 v2 train (25M boxes) converts in a few GiB.
 
+    Label map, by default beside the output: with -d, upstream's name (coco2017_label_map.json,
+    o365v1_…, o365v2_…, v3det_2023_v1_label_map.json); without -d, coco2017_label_map.json when
+    the categories are exactly COCO 2017's 80, else <output stem>_label_map.json (a custom
+    export, e.g. Roboflow). --label-map EXISTING aligns the classes onto an existing label map.
+
     [bold]Examples[/bold]
 
       odvgkit convert coco2odvg annotations/instances_train2017.json
 
       odvgkit convert coco2odvg zhiyuan_objv2_train.json -d o365v2 -o o365v2_train_od.jsonl
+
+      odvgkit convert coco2odvg raccoon/_annotations.coco.json -o raccoon_od.jsonl --label-map coco2017_label_map.json
     """
+    from odvgkit.convert._coco80 import is_coco80
     from odvgkit.convert.base import default_output, summarise, write_conversion
     from odvgkit.convert.coco import DATASETS, coco_to_odvg
+    from odvgkit.convert.labelspace import default_label_map, label_space
     from odvgkit.errors import OdvgError, ProblemLog
 
-    if dataset not in DATASETS:
+    if dataset is not None and dataset not in DATASETS:
         raise OdvgError(f"--dataset {dataset!r}: choose one of {', '.join(DATASETS)}", exit_code=2)
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
     out = output or default_output(input, "_od.json")
-    lm_path = label_map or out.parent / f"{DATASETS[dataset]}_label_map.json"
     size = input_bytes(input)
     with rep.progress(f"read {input.name}", total=size, unit="bytes") as advance:
-        conv = coco_to_odvg(input, dataset=dataset, problems=problems, on_bytes=advance)
+        conv = coco_to_odvg(input, dataset=dataset or "coco", problems=problems, on_bytes=advance)
+    flavour = dataset or ("coco" if is_coco80(conv.label_map or {}) else "custom")
+    default_lm = out.parent / f"{DATASETS[flavour]}_label_map.json" if flavour in DATASETS else default_label_map(out)
+    space = label_space(conv, label_map, default_lm, synonyms=synonyms, strict=strict, problems=problems)
+    conv, lm_path = space.conversion, space.path
     with rep.progress(f"write {out.name}", total=conv.total, unit="records") as advance:
-        write_conversion(conv, out, inputs=[input], label_map_path=lm_path, on_records=advance)
-    summarise(rep, "coco2odvg", conv, {"output": str(out), "label_map": str(lm_path)}, problems)
+        write_conversion(conv, out, inputs=[input], label_map_path=lm_path if space.write else None, on_records=advance)
+    rows = {"output": str(out), "label_map": str(lm_path), "dataset": flavour, **space.rows}
+    summarise(rep, "coco2odvg", conv, rows, problems)
     if problems.n_errors:
         raise typer.Exit(1)
 
 
-LabelMapOpt = Annotated[
-    Path | None, typer.Option("--label-map", help="Label map path. Default: beside the output, named after the source.")
-]
+LabelMapOpt = LabelSpaceMap  # default: beside the output, named after the source (see each command)
 
 
 def _finish(rep, title: str, conv, outputs: dict, problems) -> None:
@@ -158,6 +172,7 @@ def lvis2odvg(
     input: Annotated[Path, typer.Argument(help="LVIS v1 json (lvis_v1_train.json / lvis_v1_val.json).")],
     output: Output = None,
     label_map: LabelMapOpt = None,
+    synonyms: Synonyms = None,
     strict: Strict = False,
     quiet: Quiet = False,
     json_mode: Json = False,
@@ -175,18 +190,21 @@ def lvis2odvg(
       odvgkit convert lvis2odvg lvis_v1_val.json -o lvis_val_od.parquet --label-map lvis_v1_label_map.json
     """
     from odvgkit.convert.base import default_output, write_conversion
+    from odvgkit.convert.labelspace import label_space
     from odvgkit.convert.lvis import lvis_to_odvg
     from odvgkit.errors import ProblemLog
 
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
     out = output or default_output(input, "_od.json")
-    lm_path = label_map or out.parent / "lvis_v1_label_map.json"
     size = input_bytes(input)
     with rep.progress(f"lvis2odvg {input.name}", total=size, unit="bytes") as advance:
         conv = lvis_to_odvg(input, problems=problems, on_bytes=advance)
-        write_conversion(conv, out, inputs=[input], label_map_path=lm_path)
-    _finish(rep, "lvis2odvg", conv, {"output": str(out), "label_map": str(lm_path)}, problems)
+        space = label_space(conv, label_map, out.parent / "lvis_v1_label_map.json", synonyms=synonyms, strict=strict,
+                            problems=problems)
+        conv, lm_path = space.conversion, space.path
+        write_conversion(conv, out, inputs=[input], label_map_path=lm_path if space.write else None)
+    _finish(rep, "lvis2odvg", conv, {"output": str(out), "label_map": str(lm_path), **space.rows}, problems)
 
 
 @convert_app.command("openimages2odvg")
@@ -200,6 +218,7 @@ def openimages2odvg(
     drop_group_of: Annotated[bool, typer.Option("--drop-group-of", help="Drop IsGroupOf boxes (upstream's rule). Default: keep them, flagged.")] = False,
     no_exif: Annotated[bool, typer.Option("--no-exif", help="Ignore EXIF orientation when reading sizes.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Threads reading image headers.")] = 16,
+    synonyms: Synonyms = None,
     strict: Strict = False,
     quiet: Quiet = False,
     json_mode: Json = False,
@@ -217,13 +236,13 @@ def openimages2odvg(
       odvgkit convert openimages2odvg annotations/ --images-root train/ --drop-group-of -o oi_od.jsonl
     """
     from odvgkit.convert.base import write_conversion
+    from odvgkit.convert.labelspace import label_space
     from odvgkit.convert.openimages import openimages_to_odvg
     from odvgkit.errors import ProblemLog
 
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
     out = output or ann_dir / "oidv6-train-annotations_od.json"
-    lm_path = label_map or out.parent / "openimages_label_map.json"
     with rep.progress("openimages2odvg", unit="rows") as advance:
         conv = openimages_to_odvg(
             ann_dir, images_root, bbox_csv=bbox_csv, classes_csv=classes_csv, drop_group_of=drop_group_of,
@@ -231,8 +250,11 @@ def openimages2odvg(
         )
         inputs = [bbox_csv or ann_dir / "oidv6-train-annotations-bbox.csv",
                   classes_csv or ann_dir / "class-descriptions-boxable.csv"]
-        write_conversion(conv, out, inputs=inputs, label_map_path=lm_path)
-    _finish(rep, "openimages2odvg", conv, {"output": str(out), "label_map": str(lm_path)}, problems)
+        space = label_space(conv, label_map, out.parent / "openimages_label_map.json", synonyms=synonyms,
+                            strict=strict, problems=problems)
+        conv, lm_path = space.conversion, space.path
+        write_conversion(conv, out, inputs=inputs, label_map_path=lm_path if space.write else None)
+    _finish(rep, "openimages2odvg", conv, {"output": str(out), "label_map": str(lm_path), **space.rows}, problems)
 
 
 @convert_app.command("coco2ovd")
