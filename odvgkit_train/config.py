@@ -52,6 +52,7 @@ class TrainOptions:
     checkpoint_interval: int | None = None
     launcher: str = "none"
     num_negative: int = 85
+    upstream_negatives: bool = False  # True: mmdet's RandomSamplingNegPos (duplicate-class bug) for parity
     check_sync: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -104,7 +105,8 @@ def train_pipeline(opts: TrainOptions, text_encoder: str) -> list[dict[str, Any]
         steps.append(dict(type="ClosedSetPrompt"))
     else:  # sampled positives + negatives per OD image (mmdet's open-set pretraining recipe)
         steps.append(
-            dict(type="RandomSamplingNegPos", tokenizer_name=text_encoder, num_sample_negative=opts.num_negative, max_tokens=256)
+            dict(type="RandomSamplingNegPos" if opts.upstream_negatives else "NegPosPrompt", tokenizer_name=text_encoder,
+                 num_sample_negative=opts.num_negative, max_tokens=256)
         )
     steps.append(dict(type="PackDetInputs", meta_keys=META_KEYS))
     return steps

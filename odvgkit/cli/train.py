@@ -81,6 +81,7 @@ def _run_train(
     dry_run: bool,
     quiet: bool,
     json_mode: bool,
+    upstream_negatives: bool = False,
 ) -> None:
     _need_extra()
     from odvgkit_train import api
@@ -115,6 +116,7 @@ def _run_train(
         seed=seed,
         log_interval=log_interval,
         check_sync=check_sync,
+        upstream_negatives=upstream_negatives,
         launcher="pytorch" if launcher == "none" and nproc * nnodes > 1 else launcher,
         extra={"cuda": _cuda()},
     )
@@ -245,13 +247,17 @@ def _train_command(stage: str):
             bool, typer.Option("--check-sync", help="Hash the weights on every rank after training; fail if they differ.")
         ] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the config and stop.")] = False,
+        upstream_negatives: Annotated[
+            bool, typer.Option("--upstream-negatives", help="Sampled OD prompts with mmdet's RandomSamplingNegPos as is "
+                               "(it also draws positive classes as negatives: duplicate names), for parity runs."),
+        ] = False,
         quiet: Quiet = False,
         json_mode: Json = False,
     ) -> None:
         _run_train(stage, data, model, load_from, text_encoder, work_dir, max_iters, epochs, batch_size, lr,
                    image_root, label_map, launcher, nproc, nnodes, node_rank, master_addr, master_port,
                    num_workers, seed, finetune_mode if stage == "finetune" else "open-set", base_classes, log_interval, check_sync, dry_run,
-                   quiet, json_mode)
+                   quiet, json_mode, upstream_negatives)
 
     return command
 
@@ -261,7 +267,8 @@ pretrain.__doc__ = """Pretrain Grounding DINO on a mixture of OD and VG (groundi
 
     Generates the mmdet config from the data and a model preset, writes it to WORK_DIR/config.py
     (reproducible with plain mmdet) and runs mmengine's Runner. OD sources are prompted with
-    sampled positive + negative class names (mmdet's RandomSamplingNegPos); VG sources with their
+    sampled positive + negative class names (mmdet's RandomSamplingNegPos sampling, without its
+    bug of naming a positive class twice; --upstream-negatives keeps it); VG sources with their
     captions. Learning rate is scaled by total batch (batch × processes × nodes) against 16.
 
     [bold]Examples[/bold]
