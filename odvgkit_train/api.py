@@ -67,6 +67,8 @@ def build_config(
     opts.work_dir = Path(opts.work_dir).resolve()
     if opts.load_from and not Path(opts.load_from).is_file():
         raise OdvgError(f"--load-from {opts.load_from}: checkpoint not found")
+    if opts.load_from:  # every path in the written config absolute: it must run from any directory
+        opts.load_from = str(Path(opts.load_from).resolve())
     sources = [_plain_jsonl(s, opts.work_dir / "data") for s in sources]
     cfg = _build_config(sources, opts)
     if write:

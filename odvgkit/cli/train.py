@@ -29,7 +29,9 @@ train_app = typer.Typer(
 Data = Annotated[
     list[str],
     typer.Argument(
-        help="ODVG files, each optionally FILE,images=DIR,label_map=FILE,repeat=N,ratio=F; or a mixture manifest.",
+        help="ODVG files, each optionally FILE[,images=DIR][,label_map=FILE][,repeat=F|,samples=N][,cbt=T][,name=NAME] "
+        "(repeat: times per epoch, may be fractional; samples: records per epoch; cbt: LVIS class-balanced "
+        "threshold); or a mixture manifest.",
         show_default=False,
     ),
 ]
@@ -76,7 +78,7 @@ def _run_train(
     seed: int,
     finetune_mode: str,
     base_classes: str | None,
-    log_interval: int,
+    log_interval: int | None,
     check_sync: bool,
     dry_run: bool,
     quiet: bool,
@@ -85,7 +87,7 @@ def _run_train(
 ) -> None:
     _need_extra()
     from odvgkit_train import api
-    from odvgkit_train.data import collect
+    from odvgkit_train.data import collect, count_images
     from odvgkit_train.launch import torchrun_command
 
     rep = reporter(quiet, json_mode)
@@ -95,6 +97,8 @@ def _run_train(
         raise OdvgError("--nproc and --nnodes must be ≥ 1", 2)
     if max_iters is not None and epochs is not None:
         raise OdvgError("give --max-iters or --epochs, not both", 2)
+    if log_interval is not None and log_interval < 1:
+        raise OdvgError("--log-interval must be ≥ 1", 2)
     sources = collect(data, image_root, label_map)
     world = _world_size(launcher, nproc, nnodes)
     base_labels = _base_labels(base_classes, sources) if base_classes else None
@@ -126,12 +130,19 @@ def _run_train(
         "config": str(config_path),
         "model": model,
         "sources": len(sources),
-        "images": sum(s.n_records for s in sources),
+        "images": count_images(sources),
+        "records": sum(s.n_records for s in sources),
         "iterations": cfg["train_cfg"]["max_iters"],
         "batch_per_process": batch_size,
         "world_size": world,
         "lr": cfg["optim_wrapper"]["optimizer"]["lr"],
+        "load_from": cfg["load_from"],
     }
+    if stage == "finetune" and not load_from:
+        # finetuning from nothing is almost always a forgotten flag: hours of training a random model
+        rep.warn("train finetune without --load-from: the model starts from RANDOM weights (nothing is "
+                 "finetuned); give --load-from CHECKPOINT.pth, or use 'train pretrain' to train from scratch")
+        rows["load_from"] = "none: random weights"
     if dry_run:
         rep.summary(f"train {stage} (config only)", rows)
         return
@@ -242,7 +253,10 @@ def _train_command(stage: str):
         base_classes: Annotated[
             str | None, typer.Option("--base-classes", help="ovd: base label ids/names (comma-separated) or a file of names.")
         ] = None,
-        log_interval: Annotated[int, typer.Option("--log-interval", help="Log the losses every N iterations.")] = 50,
+        log_interval: Annotated[
+            int | None, typer.Option("--log-interval", help="Log the losses every N iterations. Default: iterations // 10, "
+                                     "between 1 and 50 (about 10 points per run).", show_default=False),
+        ] = None,
         check_sync: Annotated[
             bool, typer.Option("--check-sync", help="Hash the weights on every rank after training; fail if they differ.")
         ] = False,

@@ -39,11 +39,11 @@ def coco_od(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
 
 def _prompts(tmp: Path, coco_od: tuple[Path, Path, Path], bert_dir: Path, *extra: str) -> list[tuple[str, dict, list[int], list[str]]]:
     """Every sample of 3 passes over the data through the generated config's real training pipeline."""
+    from mmdet.registry import DATASETS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
     import odvgkit_train.mmdet_plugin  # noqa: F401
-    from mmdet.registry import DATASETS
 
     od, lm, images = coco_od
     work = tmp / "work"
