@@ -21,8 +21,9 @@ LabelSpaceMap = Annotated[
     typer.Option(
         "--label-map",
         help="An EXISTING label map: align this dataset's classes onto it (exact, then case-insensitive, then "
-        "--synonyms; new classes are appended to it, or refused with --strict). A path that does not exist: "
-        "where this dataset's own label map is written.",
+        "--synonyms; new classes are appended, or refused with --strict); the aligned map is written beside "
+        "the output under the default name and the existing file is not modified. A path that does not "
+        "exist: where this dataset's own label map is written.",
     ),
 ]
 Synonyms = Annotated[

@@ -76,7 +76,7 @@ def coco2odvg(
     space = label_space(conv, label_map, default_lm, synonyms=synonyms, strict=strict, problems=problems)
     conv, lm_path = space.conversion, space.path
     with rep.progress(f"write {out.name}", total=conv.total, unit="records") as advance:
-        write_conversion(conv, out, inputs=[input], label_map_path=lm_path if space.write else None, on_records=advance)
+        write_conversion(conv, out, inputs=[input], label_map_path=lm_path, on_records=advance)
     rows = {"output": str(out), "label_map": str(lm_path), "dataset": flavour, **space.rows}
     summarise(rep, "coco2odvg", conv, rows, problems)
     if problems.n_errors:
@@ -203,7 +203,7 @@ def lvis2odvg(
         space = label_space(conv, label_map, out.parent / "lvis_v1_label_map.json", synonyms=synonyms, strict=strict,
                             problems=problems)
         conv, lm_path = space.conversion, space.path
-        write_conversion(conv, out, inputs=[input], label_map_path=lm_path if space.write else None)
+        write_conversion(conv, out, inputs=[input], label_map_path=lm_path)
     _finish(rep, "lvis2odvg", conv, {"output": str(out), "label_map": str(lm_path), **space.rows}, problems)
 
 
@@ -253,7 +253,7 @@ def openimages2odvg(
         space = label_space(conv, label_map, out.parent / "openimages_label_map.json", synonyms=synonyms,
                             strict=strict, problems=problems)
         conv, lm_path = space.conversion, space.path
-        write_conversion(conv, out, inputs=inputs, label_map_path=lm_path if space.write else None)
+        write_conversion(conv, out, inputs=inputs, label_map_path=lm_path)
     _finish(rep, "openimages2odvg", conv, {"output": str(out), "label_map": str(lm_path), **space.rows}, problems)
 
 

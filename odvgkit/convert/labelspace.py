@@ -13,7 +13,9 @@ labels index an existing label map instead:
    ``--strict``, the conversion is refused before anything is written.
 
 Existing labels never change number or name, so files converted earlier against the same map stay
-valid. Records are remapped one by one (``detection.instances[].label`` and ``category``, and
+valid under the aligned map, which is written beside the new records (the existing file is an input
+and is never modified): converting datasets one after the other, each aligned onto the previous
+map, ends with one map that every file indexes correctly. Records are remapped one by one (``detection.instances[].label`` and ``category``, and
 LVIS's per-image ``neg_category_ids``/``not_exhaustive_category_ids``, which are label ids too); the
 serialised-JSONL fast path of a conversion is dropped, since its bytes carry the old labels.
 """
@@ -220,8 +222,7 @@ class LabelSpaceChoice:
     """Where a converter command writes its label map, and the conversion to write."""
 
     conversion: Conversion
-    path: Path  # the label map the records index (shown in the summary)
-    write: bool  # False when aligning changed nothing: the existing file is left byte-for-byte alone
+    path: Path  # the label map written beside the records (the one they index)
     rows: dict[str, Any]
 
 
@@ -231,17 +232,18 @@ def label_space(
 ) -> LabelSpaceChoice:
     """The ``--label-map``/``--synonyms`` options of every OD converter, in one place.
 
-    ``--label-map PATH`` naming an existing file aligns the conversion onto it and extends that file
-    with any appended classes (existing labels never move); naming a new file, it is simply where
-    the dataset's own label map is written; absent, ``default`` is.
+    ``--label-map PATH`` naming an existing file aligns the conversion onto it; the aligned map (the
+    existing one plus any appended classes) is written to ``default`` beside the records, and the
+    existing file is never modified (it is an input). Naming a path that does not exist, it is
+    simply where the dataset's own label map is written; absent, ``default`` is.
     """
     if label_map is not None and label_map.exists():
         aligned = align_conversion(conv, label_map, synonyms=synonyms, strict=strict, problems=problems)
         assert isinstance(aligned, AlignedConversion) and aligned.alignment is not None
-        return LabelSpaceChoice(aligned, label_map, bool(aligned.alignment.appended), aligned.alignment.rows())
+        return LabelSpaceChoice(aligned, default, aligned.alignment.rows())
     if synonyms is not None:
         raise OdvgError(f"--synonyms {synonyms}: needs --label-map EXISTING (an existing label map to align onto)", 2)
-    return LabelSpaceChoice(conv, label_map or default, True, {})
+    return LabelSpaceChoice(conv, label_map or default, {})
 
 
 def default_label_map(output: str | Path) -> Path:

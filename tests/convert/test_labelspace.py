@@ -104,7 +104,8 @@ def test_default_label_map_is_named_after_the_output() -> None:
 
 
 def test_two_custom_sets_share_one_label_map(tmp_path: Path, cli) -> None:
-    """Two custom exports converted one after the other into one shared map; every box keeps its class."""
+    """Two custom exports converted one after the other, the second aligned onto the first's map: the
+    second map is the shared one, every box of both files keeps its class, the first map is untouched."""
     a_cats = [(1, "raccoon"), (2, "Dog"), (5, "cat")]
     a_boxes = [(0, 1), (0, 5), (1, 2), (2, 1)]
     b_cats = [(0, "squirrel"), (1, "dog"), (2, "pussycat"), (3, "raccoon"), (4, "fox")]
@@ -113,27 +114,33 @@ def test_two_custom_sets_share_one_label_map(tmp_path: Path, cli) -> None:
     b = _coco_export(tmp_path / "b" / "_annotations.coco.json", b_cats, b_boxes)
     syn = tmp_path / "syn.csv"
     syn.write_text("pussycat,cat\n", encoding="utf-8")
-    shared = tmp_path / "out" / "shared_label_map.json"
-    r1 = cli("convert", "coco2odvg", a, "-o", tmp_path / "out" / "a_od.jsonl", "--label-map", shared, "--json")
+    out = tmp_path / "out"
+    r1 = cli("convert", "coco2odvg", a, "-o", out / "a_od.jsonl", "--json")
     assert r1.returncode == 0, r1.stderr
-    r2 = cli("convert", "coco2odvg", b, "-o", tmp_path / "out" / "b_od.jsonl", "--label-map", shared,
-             "--synonyms", syn, "--json")
+    a_map = out / "a_od_label_map.json"
+    a_map_bytes = a_map.read_bytes()
+    r2 = cli("convert", "coco2odvg", b, "-o", out / "b_od.jsonl", "--label-map", a_map, "--synonyms", syn, "--json")
     assert r2.returncode == 0, r2.stderr
     summary = json.loads(r2.stdout)
-    assert summary["aligned_onto"] == str(shared) and summary["classes_appended"] == "squirrel, fox"
+    shared = out / "b_od_label_map.json"
+    assert summary["aligned_onto"] == str(a_map) and summary["label_map"] == str(shared)
+    assert summary["classes_appended"] == "squirrel, fox"
+    assert (summary["classes:exact"], summary["classes:case-insensitive"], summary["classes:synonym"],
+            summary["classes:appended"]) == (1, 1, 1, 2)
+    assert a_map.read_bytes() == a_map_bytes  # the existing map is an input: never modified
 
-    # independently: the shared space is A's names in id order, then B's names no match found for
+    # independently: the shared space is A's names in id order, then B's names that matched nothing
     expected_names = ["raccoon", "Dog", "cat", "squirrel", "fox"]
     assert json.loads(shared.read_text()) == {str(i): n for i, n in enumerate(expected_names)}
     b_to_shared = {"squirrel": "squirrel", "dog": "Dog", "pussycat": "cat", "raccoon": "raccoon", "fox": "fox"}
-    for src_cats, boxes, out, rename in ((a_cats, a_boxes, "a_od.jsonl", {}), (b_cats, b_boxes, "b_od.jsonl", b_to_shared)):
-        name_of = {cid: rename.get(name, name) for cid, name in src_cats}
-        got = [(i["label"], i["category"]) for r in _jsonl(tmp_path / "out" / out) for i in r["detection"]["instances"]]
+    for src_cats, boxes, name, rename in ((a_cats, a_boxes, "a_od.jsonl", {}), (b_cats, b_boxes, "b_od.jsonl", b_to_shared)):
+        name_of = {cid: rename.get(n, n) for cid, n in src_cats}
+        got = [(i["label"], i["category"]) for r in _jsonl(out / name) for i in r["detection"]["instances"]]
         want = [(expected_names.index(name_of[cid]), name_of[cid]) for _, cid in boxes]
         assert got == want
     # both files validate against the one shared map
-    for out in ("a_od.jsonl", "b_od.jsonl"):
-        v = cli("validate", tmp_path / "out" / out, "-m", shared, "-q")
+    for name in ("a_od.jsonl", "b_od.jsonl"):
+        v = cli("validate", out / name, "-m", shared, "-q")
         assert v.returncode == 0, v.stderr
 
 
@@ -148,6 +155,7 @@ def test_strict_refusal_from_the_cli_writes_nothing(tmp_path: Path, cli) -> None
         "match): 'raccoon'; --strict refuses new classes (add --synonyms, or drop --strict to append them)"
     ]
     assert shared.read_text() == '{"0": "person"}\n' and not (tmp_path / "r_od.jsonl").exists()
+    assert not (tmp_path / "r_od_label_map.json").exists()
 
 
 def test_custom_export_then_coco_into_one_folder(tmp_path: Path, cli, tiny_coco: Path) -> None:
