@@ -182,6 +182,8 @@ def lvis2odvg(
     Keeps LVIS's federated fields per image as 0-based label ids — neg_category_ids and
     not_exhaustive_category_ids — so negative sampling can avoid false negatives. Boxes pass
     upstream's filters (ignore, no overlap, area/size, crowd), counted in the summary.
+    Label map: lvis_v1_label_map.json beside the output (--label-map NEW.json names it;
+    --label-map EXISTING.json aligns the classes onto that label space).
 
     [bold]Examples[/bold]
 
@@ -228,6 +230,8 @@ def openimages2odvg(
     Image sizes come from the image headers (EXIF aware, in parallel) instead of decoding every
     JPEG. Every image is one record even when its CSV rows are scattered. IsGroupOf, IsOccluded,
     IsTruncated, IsDepiction and IsInside are kept per box as is_group_of … is_inside.
+    Label map: openimages_label_map.json beside the output (--label-map NEW.json names it;
+    --label-map EXISTING.json aligns the classes onto that label space).
 
     [bold]Examples[/bold]
 
