@@ -123,6 +123,8 @@ class Reporter:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
+        if value and abs(value) < 0.01:  # a learning rate of 1.25e-4 must not print as 0.000
+            return f"{value:.3g}"
         return f"{value:,.3f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"

@@ -182,8 +182,11 @@ def validate_records(
                     if name is None:
                         problems.error("label-not-in-map", path, line, f"{where}.label", f"label {inst['label']} is not a key of the label map")
                     elif inst.get("category") is not None and inst["category"] != name:
-                        problems.warn("category-mismatch", path, line, f"{where}.category",
-                                      f"{inst['category']!r} but the label map says {name!r}")
+                        # an error, not a warning: the records were written against another label
+                        # space (e.g. a label map replaced by a later conversion), so every box of
+                        # that class would train under the wrong name
+                        problems.error("category-mismatch", path, line, f"{where}.category",
+                                       f"{inst['category']!r} but the label map says {name!r} (records and label map disagree)")
         elif kind == "vg":
             pair = (rec["filename"], rec["grounding"]["caption"])
             if pair in vg_pairs:

@@ -8,23 +8,28 @@
 ``evaluate(data, checkpoint, ...)`` metrics (coco, lvis, refexp, grefcoco, flickr30k, odinw)
 =================================  ==========================================================
 
-All of them import torch/mmdet lazily and run :mod:`odvgkit_train.mmdet_plugin` first.
+All of them import torch/mmdet lazily and run :mod:`odvgkit_train.mmdet_plugin` first. This module
+sits on top of the package: it imports :mod:`.config`, :mod:`.data`, :mod:`.inference` and
+:mod:`.evaluation`, none of which imports it back.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from odvgkit.errors import OdvgError
+from odvgkit_train import evaluation as _evaluation
+from odvgkit_train import inference as _inference
 from odvgkit_train.config import TrainOptions, write_config
 from odvgkit_train.config import build_config as _build_config
 from odvgkit_train.data import Source, collect
+from odvgkit_train.runtime import prepare
+from odvgkit_train.runtime import torch_threads as _threads
 
 __all__ = [
     "TrainOptions",
@@ -33,13 +38,9 @@ __all__ = [
     "evaluate",
     "infer",
     "load_model",
+    "prepare",
     "train",
 ]
-
-
-def prepare() -> None:
-    """Import the mmdet plugin (stand-in kernels, offline hub, checkpoint allow-list)."""
-    import odvgkit_train.mmdet_plugin  # noqa: F401
 
 
 def build_config(
@@ -67,6 +68,8 @@ def build_config(
     opts.work_dir = Path(opts.work_dir).resolve()
     if opts.load_from and not Path(opts.load_from).is_file():
         raise OdvgError(f"--load-from {opts.load_from}: checkpoint not found")
+    if opts.load_from:  # every path in the written config absolute: it must run from any directory
+        opts.load_from = str(Path(opts.load_from).resolve())
     sources = [_plain_jsonl(s, opts.work_dir / "data") for s in sources]
     cfg = _build_config(sources, opts)
     if write:
@@ -94,14 +97,6 @@ class TrainResult:
     checkpoint: Path | None
     losses: list[float] = field(default_factory=list)
     iterations: int = 0
-
-
-def _threads() -> None:
-    import torch
-
-    n = os.environ.get("OMP_NUM_THREADS")
-    if n and n.isdigit():
-        torch.set_num_threads(int(n))
 
 
 def train(cfg: dict[str, Any] | str | Path) -> TrainResult:
@@ -181,20 +176,14 @@ def read_losses(log_dir: Path) -> list[float]:
 def load_model(checkpoint: str | Path | None, *, config: str | Path | dict[str, Any] | None = None,
                model: str | None = None, text_encoder: str | Path | None = None, device: str = "cpu") -> Any:
     """Grounding DINO from a checkpoint (config from the checkpoint's run or a preset), eval mode."""
-    from odvgkit_train.inference import load_model as _load
-
-    return _load(checkpoint, config=config, model=model, text_encoder=text_encoder, device=device)
+    return _inference.load_model(checkpoint, config=config, model=model, text_encoder=text_encoder, device=device)
 
 
 def infer(images: Sequence[str | Path], checkpoint: str | Path | Any, texts: str | Sequence[str], **kwargs: Any) -> list[dict[str, Any]]:
     """ODVG records (with ``score`` on every box) for ``images`` and a prompt; see :mod:`.inference`."""
-    from odvgkit_train.inference import infer as _infer
-
-    return _infer(images, checkpoint, texts, **kwargs)
+    return _inference.infer(images, checkpoint, texts, **kwargs)
 
 
 def evaluate(data: str | Path, checkpoint: str | Path | Any, metric: str, **kwargs: Any) -> dict[str, Any]:
     """Metrics of a checkpoint on an ODVG file with ground truth; see :mod:`.evaluation`."""
-    from odvgkit_train.evaluation import evaluate as _evaluate
-
-    return _evaluate(data, checkpoint, metric, **kwargs)
+    return _evaluation.evaluate(data, checkpoint, metric, **kwargs)

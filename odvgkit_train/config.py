@@ -48,10 +48,11 @@ class TrainOptions:
     base_labels: list[int] | None = None  # ovd: label ids kept for training
     num_workers: int = 0
     seed: int = 0
-    log_interval: int = 50
+    log_interval: int | None = None  # None: min(50, max(1, iterations // 10)), ≥ ~10 loss points per run
     checkpoint_interval: int | None = None
     launcher: str = "none"
     num_negative: int = 85
+    upstream_negatives: bool = False  # True: mmdet's RandomSamplingNegPos (duplicate-class bug) for parity
     check_sync: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -69,6 +70,16 @@ def total_iters(opts: TrainOptions, sources: list[Source]) -> int:
     epochs = opts.epochs if opts.epochs is not None else 1
     per_epoch = math.ceil(dataset_length(sources) / (opts.batch_size * opts.world_size))
     return max(1, math.ceil(per_epoch * epochs))
+
+
+def log_interval(opts: TrainOptions, iters: int) -> int:
+    """Iterations between loss logs: the option, else about 10 points per run (at most every 50).
+
+    A fixed default of 50 logged a 30-iteration run once, so its first and last loss were the same number.
+    """
+    if opts.log_interval is not None:
+        return max(1, min(opts.log_interval, iters))
+    return min(50, max(1, iters // 10))
 
 
 def train_pipeline(opts: TrainOptions, text_encoder: str) -> list[dict[str, Any]]:
@@ -104,7 +115,8 @@ def train_pipeline(opts: TrainOptions, text_encoder: str) -> list[dict[str, Any]
         steps.append(dict(type="ClosedSetPrompt"))
     else:  # sampled positives + negatives per OD image (mmdet's open-set pretraining recipe)
         steps.append(
-            dict(type="RandomSamplingNegPos", tokenizer_name=text_encoder, num_sample_negative=opts.num_negative, max_tokens=256)
+            dict(type="RandomSamplingNegPos" if opts.upstream_negatives else "NegPosPrompt", tokenizer_name=text_encoder,
+                 num_sample_negative=opts.num_negative, max_tokens=256)
         )
     steps.append(dict(type="PackDetInputs", meta_keys=META_KEYS))
     return steps
@@ -203,7 +215,7 @@ def build_config(sources: list[Source], opts: TrainOptions) -> dict[str, Any]:
         ],
         default_hooks=dict(
             timer=dict(type="IterTimerHook"),
-            logger=dict(type="LoggerHook", interval=max(1, min(opts.log_interval, iters)), log_metric_by_epoch=False),
+            logger=dict(type="LoggerHook", interval=log_interval(opts, iters), log_metric_by_epoch=False),
             param_scheduler=dict(type="ParamSchedulerHook"),
             checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=ckpt_interval, max_keep_ckpts=3, save_last=True),
             sampler_seed=dict(type="DistSamplerSeedHook"),

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from odvgkit.errors import OdvgError
 from odvgkit.io import read_label_map, read_records
 from odvgkit.records import kind_of
@@ -44,6 +46,9 @@ class Source:
     class_balanced_threshold: float | None = None
     name: str = "source"
     names: dict[str, str] = field(default_factory=dict)
+    # distinct images as sorted 64-bit hashes of (image root, filename): a VG file has one record per
+    # caption, so records are not images; 8 bytes a record keeps GRIT-sized sources countable
+    image_keys: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def epoch_records(self) -> int:
@@ -62,13 +67,18 @@ class Source:
         }
 
 
-def sniff(path: Path) -> tuple[str, int, str | None]:
-    """Kind of the first record that has a block, the record count, and the first filename."""
+def sniff(path: Path, filenames: list[int] | None = None) -> tuple[str, int, str | None]:
+    """Kind of the first record that has a block, the record count, and the first filename.
+
+    With ``filenames``, the hash of every record's filename is appended to it (image counting).
+    """
     kind = "none"
     n = 0
     first = None
     for _, rec in read_records(path):
         n += 1
+        if filenames is not None:
+            filenames.append(hash(rec.get("filename")))
         if first is None:
             first = rec.get("filename")
         if kind == "none":
@@ -103,7 +113,8 @@ def make_source(
     """Validate one source: file exists and is ODVG, label map present exactly for OD data."""
     if not ann_file.is_file():
         raise OdvgError(f"{ann_file}: no such file")
-    kind, n, first = sniff(ann_file)
+    hashes: list[int] = []
+    kind, n, first = sniff(ann_file, hashes)
     if kind == "none":
         raise OdvgError(f"{ann_file}: no record has a 'detection' or 'grounding' block (not ODVG)")
     lm_path = Path(label_map) if label_map else None
@@ -134,8 +145,10 @@ def make_source(
         raise OdvgError(f"{ann_file}:1: filename: image {root / first} not found (wrong image root? give ',images=DIR' or --image-root)")
     if n_samples == n and threshold is None:
         n_samples = None
+    salt = hash(str(root.resolve()))
+    keys = np.unique(np.fromiter((hash((salt, h)) for h in hashes), dtype=np.int64, count=len(hashes)))
     return Source(ann_file.resolve(), kind, root.resolve(), lm_path.resolve() if lm_path else None, n, n_samples,
-                  threshold, name or ann_file.name.split(".")[0], names)
+                  threshold, name or ann_file.name.split(".")[0], names, keys)
 
 
 def from_manifest(path: Path) -> list[Source]:
@@ -187,6 +200,12 @@ def _is_od(path: Path) -> bool:
         if k != "none":
             return k == "od"
     return False
+
+
+def count_images(sources: list[Source]) -> int:
+    """Distinct images over all sources (the same file under the same root counts once)."""
+    keys = [s.image_keys for s in sources if s.image_keys is not None]
+    return len(np.unique(np.concatenate(keys))) if keys else 0
 
 
 def dataset_length(sources: list[Source]) -> int:

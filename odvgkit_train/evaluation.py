@@ -22,9 +22,21 @@ from typing import Any
 from odvgkit.errors import OdvgError
 from odvgkit.io import read_label_map, read_records, write_records
 from odvgkit_train import metrics as M
+from odvgkit_train.inference import load_model, predict_one, prompt_tokens, to_record
 
 METRICS = ("coco", "lvis", "refexp", "grefcoco", "flickr30k", "odinw")
 OD_METRICS = ("coco", "lvis", "odinw")
+
+
+def items_from_specs(specs: list[str], image_root: Path | None = None, label_map: Path | None = None) -> list[dict[str, Any]]:
+    """``eval`` data items from ``FILE[,images=DIR][,label_map=FILE]`` specs and the command's defaults."""
+    from odvgkit_train.data import parse_spec
+
+    items = []
+    for spec in specs:
+        path, opts = parse_spec(spec)
+        items.append({"path": path, "images": opts.get("images") or image_root, "label_map": opts.get("label_map") or label_map})
+    return items
 
 
 def _items(data: Any) -> list[dict[str, Any]]:
@@ -43,8 +55,6 @@ def _items(data: Any) -> list[dict[str, Any]]:
 
 def predict_records(net: Any, gts: list[dict[str, Any]], image_root: Path, metric: str, names: list[str] | None,
                     chunked_size: int, on_image: Callable[[int], None] | None) -> list[dict[str, Any]]:
-    from odvgkit_train.inference import predict_one, to_record
-
     preds = []
     for rec in gts:
         image = image_root / rec["filename"]
@@ -80,7 +90,6 @@ def evaluate(data: Any, checkpoint: Any, metric: str, *, protocol: str = "offici
              warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Metrics of ``checkpoint`` (path or loaded model) on ODVG ground truth ``data``."""
     from odvgkit.tokenizer import MAX_TOKENS
-    from odvgkit_train.inference import load_model, prompt_tokens
 
     if metric not in METRICS:
         raise OdvgError(f"--metric {metric!r}: choose one of {', '.join(METRICS)}", 2)

@@ -21,8 +21,27 @@ from typing import Any
 
 from odvgkit.errors import OdvgError
 from odvgkit.tokenizer import MAX_TOKENS
+from odvgkit_train.runtime import prepare
 
 DATASET_PROMPTS = ("coco", "lvis", "objects365v1", "objects365v2", "voc", "oid_v6", "cityscapes")
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def expand_images(items: list[Path]) -> list[Path]:
+    """Image files from files and folders (folders searched recursively, sorted); none found is an error."""
+    out: list[Path] = []
+    for item in items:
+        if item.is_dir():
+            out.extend(sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
+        elif item.is_file():
+            out.append(item)
+        else:
+            raise OdvgError(f"{item}: no such image or folder")
+    if not out:
+        raise OdvgError("no images found")
+    return out
 
 
 def parse_prompt(texts: str | Sequence[str]) -> tuple[str, list[str] | None]:
@@ -83,8 +102,6 @@ def load_model(
     stored in the checkpoint, else from the preset ``model``. ``text_encoder`` overrides the
     BERT directory recorded in the config (useful after moving a run to another machine).
     """
-    from odvgkit_train.api import prepare
-
     prepare()
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules

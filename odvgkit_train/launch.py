@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from mmengine.config import Config
 
-    from odvgkit_train.api import prepare, train
+    from odvgkit_train.api import train
+    from odvgkit_train.runtime import prepare
 
     prepare()
     cfg = Config.fromfile(args.config)

@@ -120,3 +120,12 @@ def test_cli_clean_file_exits_zero_and_strict_stops(tmp_path: Path, cli, tiny_co
     res = cli("validate", bad, "--strict")
     assert res.returncode == 1
     assert res.stderr.strip() == f"odvgkit: error: {bad}:1: detection.instances[0].bbox: x2 > x1 and y2 > y1 required, got [10, 10, 5, 50]"
+
+
+def test_category_disagreeing_with_the_label_map_is_an_error(tmp_path: Path) -> None:
+    """Records written against another label space (e.g. a label map replaced by a later conversion)."""
+    problems = _run(tmp_path, [_od([[10, 10, 50, 50]], [0]), _od([[10, 10, 50, 50]], [1], filename="b.jpg")],
+                    {"0": "cat", "1": "dog"})
+    assert problems.counts == {("error", "category-mismatch"): 1} and problems.n_errors == 1
+    [p] = problems.examples["category-mismatch"]
+    assert p.format() == f"{tmp_path / 'x.jsonl'}:2: detection.instances[0].category: 'cat' but the label map says 'dog' (records and label map disagree)"

@@ -15,6 +15,24 @@ Strict = Annotated[
     bool,
     typer.Option("--strict", help="Stop at the first bad record instead of skipping and counting it."),
 ]
+# Label-space options of every converter that writes a label map (odvgkit.convert.labelspace.label_space)
+LabelSpaceMap = Annotated[
+    Path | None,
+    typer.Option(
+        "--label-map",
+        help="An EXISTING label map: align this dataset's classes onto it (exact, then case-insensitive, then "
+        "--synonyms; new classes are appended, or refused with --strict); the aligned map is written beside "
+        "the output under the default name and the existing file is not modified. A path that does not "
+        "exist: where this dataset's own label map is written.",
+    ),
+]
+Synonyms = Annotated[
+    Path | None,
+    typer.Option(
+        "--synonyms",
+        help='With --label-map EXISTING: JSON {"new name": "existing name"} or a two-column CSV new,existing.',
+    ),
+]
 
 
 def _set_force(value: bool) -> bool:

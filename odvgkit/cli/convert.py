@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Force, Json, Quiet, Strict, input_bytes, reporter
+from odvgkit.cli._common import Force, Json, LabelSpaceMap, Quiet, Strict, Synonyms, input_bytes, reporter
 
 convert_app = typer.Typer(
     help="Convert a source dataset into ODVG records (+ label map for detection data).",
@@ -32,12 +32,15 @@ def coco2odvg(
     input: Annotated[Path, typer.Argument(help="COCO-style instances json (COCO, Objects365, V3Det).")],
     output: Output = None,
     dataset: Annotated[
-        str,
-        typer.Option("--dataset", "-d", help="Source flavour: coco | o365v1 | o365v2 | v3det (label-map name, O365 quirks)."),
-    ] = "coco",
-    label_map: Annotated[
-        Path | None, typer.Option("--label-map", help="Label map path. Default: <output dir>/<dataset>_label_map.json.")
+        str | None,
+        typer.Option(
+            "--dataset", "-d",
+            help="Source flavour: coco | o365v1 | o365v2 | v3det (upstream label-map name, O365 quirks). Default: coco when "
+            "the categories are COCO 2017's 80, else a custom dataset.",
+        ),
     ] = None,
+    label_map: LabelSpaceMap = None,
+    synonyms: Synonyms = None,
     strict: Strict = False,
     force: Force = False,
     quiet: Quiet = False,
@@ -50,37 +53,48 @@ def coco2odvg(
     and outside-image boxes are dropped exactly as upstream coco2odvg.py does (and counted).
     The input is streamed: Objects365 v2 train (25M boxes) converts in a few GiB.
 
+    Label map, by default beside the output: with -d, upstream's name (coco2017_label_map.json,
+    o365v1_…, o365v2_…, v3det_2023_v1_label_map.json); without -d, coco2017_label_map.json when
+    the categories are exactly COCO 2017's 80, else <output stem>_label_map.json (a custom
+    export, e.g. Roboflow). --label-map EXISTING aligns the classes onto an existing label map.
+
     [bold]Examples[/bold]
 
       odvgkit convert coco2odvg annotations/instances_train2017.json
 
       odvgkit convert coco2odvg zhiyuan_objv2_train.json -d o365v2 -o o365v2_train_od.jsonl
+
+      odvgkit convert coco2odvg raccoon/_annotations.coco.json -o raccoon_od.jsonl --label-map coco2017_label_map.json
     """
+    from odvgkit.convert._coco80 import is_coco80
     from odvgkit.convert.base import default_output, summarise, write_conversion
     from odvgkit.convert.coco import DATASETS, coco_to_odvg
+    from odvgkit.convert.labelspace import default_label_map, label_space
     from odvgkit.errors import OdvgError, ProblemLog
 
-    if dataset not in DATASETS:
+    if dataset is not None and dataset not in DATASETS:
         raise OdvgError(f"--dataset {dataset!r}: choose one of {', '.join(DATASETS)}", exit_code=2)
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
     out = output or default_output(input, "_od.json")
-    lm_path = label_map or out.parent / f"{DATASETS[dataset]}_label_map.json"
     size = input_bytes(input)
     if image_ids:  # the source image id as a last record field (export coco gives it back)
         coco_to_odvg = partial(coco_to_odvg, image_ids=True)
     with rep.progress(f"read {input.name}", total=size, unit="bytes") as advance:
-        conv = coco_to_odvg(input, dataset=dataset, problems=problems, on_bytes=advance)
+        conv = coco_to_odvg(input, dataset=dataset or "coco", problems=problems, on_bytes=advance)
+    flavour = dataset or ("coco" if is_coco80(conv.label_map or {}) else "custom")
+    default_lm = out.parent / f"{DATASETS[flavour]}_label_map.json" if flavour in DATASETS else default_label_map(out)
+    space = label_space(conv, label_map, default_lm, synonyms=synonyms, strict=strict, problems=problems)
+    conv, lm_path = space.conversion, space.path
     with rep.progress(f"write {out.name}", total=conv.total, unit="records") as advance:
         write_conversion(conv, out, inputs=[input], label_map_path=lm_path, on_records=advance)
-    summarise(rep, "coco2odvg", conv, {"output": str(out), "label_map": str(lm_path)}, problems)
+    rows = {"output": str(out), "label_map": str(lm_path), "dataset": flavour, **space.rows}
+    summarise(rep, "coco2odvg", conv, rows, problems)
     if problems.n_errors:
         raise typer.Exit(1)
 
 
-LabelMapOpt = Annotated[
-    Path | None, typer.Option("--label-map", help="Label map path. Default: beside the output, named after the source.")
-]
+LabelMapOpt = LabelSpaceMap  # default: beside the output, named after the source (see each command)
 
 
 def _finish(rep, title: str, conv, outputs: dict, problems) -> None:
@@ -174,6 +188,7 @@ def lvis2odvg(
     input: Annotated[Path, typer.Argument(help="LVIS v1 json (lvis_v1_train.json / lvis_v1_val.json).")],
     output: Output = None,
     label_map: LabelMapOpt = None,
+    synonyms: Synonyms = None,
     strict: Strict = False,
     force: Force = False,
     quiet: Quiet = False,
@@ -185,6 +200,8 @@ def lvis2odvg(
     Keeps LVIS's federated fields per image as 0-based label ids — neg_category_ids and
     not_exhaustive_category_ids — so negative sampling can avoid false negatives. Boxes pass
     upstream's filters (ignore, no overlap, area/size, crowd), counted in the summary.
+    Label map: lvis_v1_label_map.json beside the output (--label-map NEW.json names it;
+    --label-map EXISTING.json aligns the classes onto that label space).
 
     [bold]Examples[/bold]
 
@@ -193,20 +210,23 @@ def lvis2odvg(
       odvgkit convert lvis2odvg lvis_v1_val.json -o lvis_val_od.parquet --label-map lvis_v1_label_map.json
     """
     from odvgkit.convert.base import default_output, write_conversion
+    from odvgkit.convert.labelspace import label_space
     from odvgkit.convert.lvis import lvis_to_odvg
     from odvgkit.errors import ProblemLog
 
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
     out = output or default_output(input, "_od.json")
-    lm_path = label_map or out.parent / "lvis_v1_label_map.json"
     size = input_bytes(input)
     if image_ids:  # the source image id as a last record field (export coco gives it back)
         lvis_to_odvg = partial(lvis_to_odvg, image_ids=True)
     with rep.progress(f"lvis2odvg {input.name}", total=size, unit="bytes") as advance:
         conv = lvis_to_odvg(input, problems=problems, on_bytes=advance)
+        space = label_space(conv, label_map, out.parent / "lvis_v1_label_map.json", synonyms=synonyms, strict=strict,
+                            problems=problems)
+        conv, lm_path = space.conversion, space.path
         write_conversion(conv, out, inputs=[input], label_map_path=lm_path)
-    _finish(rep, "lvis2odvg", conv, {"output": str(out), "label_map": str(lm_path)}, problems)
+    _finish(rep, "lvis2odvg", conv, {"output": str(out), "label_map": str(lm_path), **space.rows}, problems)
 
 
 @convert_app.command("openimages2odvg")
@@ -220,6 +240,7 @@ def openimages2odvg(
     drop_group_of: Annotated[bool, typer.Option("--drop-group-of", help="Drop IsGroupOf boxes (upstream's rule). Default: keep them, flagged.")] = False,
     no_exif: Annotated[bool, typer.Option("--no-exif", help="Ignore EXIF orientation when reading sizes.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Threads reading image headers.")] = 16,
+    synonyms: Synonyms = None,
     strict: Strict = False,
     force: Force = False,
     quiet: Quiet = False,
@@ -230,6 +251,8 @@ def openimages2odvg(
     Image sizes come from the image headers (EXIF aware, in parallel) instead of decoding every
     JPEG. Every image is one record even when its CSV rows are scattered. IsGroupOf, IsOccluded,
     IsTruncated, IsDepiction and IsInside are kept per box as is_group_of … is_inside.
+    Label map: openimages_label_map.json beside the output (--label-map NEW.json names it;
+    --label-map EXISTING.json aligns the classes onto that label space).
 
     [bold]Examples[/bold]
 
@@ -238,13 +261,13 @@ def openimages2odvg(
       odvgkit convert openimages2odvg annotations/ --images-root train/ --drop-group-of -o oi_od.jsonl
     """
     from odvgkit.convert.base import write_conversion
+    from odvgkit.convert.labelspace import label_space
     from odvgkit.convert.openimages import openimages_to_odvg
     from odvgkit.errors import ProblemLog
 
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
     out = output or ann_dir / "oidv6-train-annotations_od.json"
-    lm_path = label_map or out.parent / "openimages_label_map.json"
     with rep.progress("openimages2odvg", unit="rows") as advance:
         conv = openimages_to_odvg(
             ann_dir, images_root, bbox_csv=bbox_csv, classes_csv=classes_csv, drop_group_of=drop_group_of,
@@ -252,8 +275,11 @@ def openimages2odvg(
         )
         inputs = [bbox_csv or ann_dir / "oidv6-train-annotations-bbox.csv",
                   classes_csv or ann_dir / "class-descriptions-boxable.csv"]
+        space = label_space(conv, label_map, out.parent / "openimages_label_map.json", synonyms=synonyms,
+                            strict=strict, problems=problems)
+        conv, lm_path = space.conversion, space.path
         write_conversion(conv, out, inputs=inputs, label_map_path=lm_path)
-    _finish(rep, "openimages2odvg", conv, {"output": str(out), "label_map": str(lm_path)}, problems)
+    _finish(rep, "openimages2odvg", conv, {"output": str(out), "label_map": str(lm_path), **space.rows}, problems)
 
 
 @convert_app.command("coco2ovd")

@@ -97,7 +97,9 @@ def init_cmd(
                 w.write(rec)
         if lm is not None:
             write_label_map(pl.label_map_path(output), lm, group)
-    rows: dict[str, Any] = {"output": str(output), "kind": "vg" if lm is None else "od", "images": len(records)}
+    # an image may carry several captions (one VG record each): count both, never records as images
+    rows: dict[str, Any] = {"output": str(output), "kind": "vg" if lm is None else "od",
+                            "images": len({r["filename"] for r in records}), "records": len(records)}
     if lm is not None:
         rows.update(label_map=str(pl.label_map_path(output)), classes=len(lm))
     else:

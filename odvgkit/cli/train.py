@@ -7,10 +7,8 @@ one-line hint naming it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +27,9 @@ train_app = typer.Typer(
 Data = Annotated[
     list[str],
     typer.Argument(
-        help="ODVG files, each optionally FILE,images=DIR,label_map=FILE,repeat=N,ratio=F; or a mixture manifest.",
+        help="ODVG files, each optionally FILE[,images=DIR][,label_map=FILE][,repeat=F|,samples=N][,cbt=T][,name=NAME] "
+        "(repeat: times per epoch, may be fractional; samples: records per epoch; cbt: LVIS class-balanced "
+        "threshold); or a mixture manifest.",
         show_default=False,
     ),
 ]
@@ -76,141 +76,31 @@ def _run_train(
     seed: int,
     finetune_mode: str,
     base_classes: str | None,
-    log_interval: int,
+    log_interval: int | None,
     check_sync: bool,
     dry_run: bool,
     quiet: bool,
     json_mode: bool,
+    upstream_negatives: bool = False,
 ) -> None:
     _need_extra()
-    from odvgkit_train import api
-    from odvgkit_train.data import collect
-    from odvgkit_train.launch import torchrun_command
+    from odvgkit_train.plan import TrainRequest, plan_training, run_training
 
     rep = reporter(quiet, json_mode)
-    if launcher not in ("none", "pytorch", "slurm"):
-        raise OdvgError(f"--launcher {launcher!r}: choose none, pytorch or slurm", 2)
-    if nproc < 1 or nnodes < 1:
-        raise OdvgError("--nproc and --nnodes must be ≥ 1", 2)
-    if max_iters is not None and epochs is not None:
-        raise OdvgError("give --max-iters or --epochs, not both", 2)
-    sources = collect(data, image_root, label_map)
-    world = _world_size(launcher, nproc, nnodes)
-    base_labels = _base_labels(base_classes, sources) if base_classes else None
-    cfg = api.build_config(
-        sources,
-        stage=stage,
-        model=model,
-        text_encoder=str(text_encoder) if text_encoder else "",
-        work_dir=work_dir,
-        max_iters=max_iters,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        world_size=world,
-        load_from=str(load_from) if load_from else None,
-        finetune_mode=finetune_mode,
-        base_labels=base_labels,
-        num_workers=num_workers,
-        seed=seed,
-        log_interval=log_interval,
-        check_sync=check_sync,
-        launcher="pytorch" if launcher == "none" and nproc * nnodes > 1 else launcher,
-        extra={"cuda": _cuda()},
-    )
-    config_path = Path(cfg["work_dir"]) / "config.py"
-    _warn_vocab(rep, sources, str(cfg["model"]["language_model"]["name"]), stage, finetune_mode)
-    rows: dict[str, Any] = {
-        "config": str(config_path),
-        "model": model,
-        "sources": len(sources),
-        "images": sum(s.n_records for s in sources),
-        "iterations": cfg["train_cfg"]["max_iters"],
-        "batch_per_process": batch_size,
-        "world_size": world,
-        "lr": cfg["optim_wrapper"]["optimizer"]["lr"],
-    }
+    plan = plan_training(TrainRequest(
+        stage=stage, data=data, model=model, load_from=load_from, text_encoder=text_encoder, work_dir=work_dir,
+        max_iters=max_iters, epochs=epochs, batch_size=batch_size, lr=lr, image_root=image_root, label_map=label_map,
+        launcher=launcher, nproc=nproc, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,
+        master_port=master_port, num_workers=num_workers, seed=seed, finetune_mode=finetune_mode,
+        base_classes=base_classes, log_interval=log_interval, check_sync=check_sync,
+        upstream_negatives=upstream_negatives,
+    ))
+    for message in plan.warnings:
+        rep.warn(message)
     if dry_run:
-        rep.summary(f"train {stage} (config only)", rows)
+        rep.summary(f"train {stage} (config only)", plan.rows)
         return
-    api.check_load_from(cfg)
-    if launcher == "none" and nproc * nnodes > 1:
-        import subprocess
-
-        cmd = torchrun_command(config_path, nproc, nnodes, node_rank, master_addr, master_port)
-        rep.info("running: " + " ".join(cmd))
-        code = subprocess.call(cmd, stdout=sys.stderr)  # worker logs go to stderr (stdout is for --json)
-        if code:
-            raise OdvgError(f"distributed training failed (torchrun exit {code}); see the log above", exit_code=code)
-        ckpt = api.last_checkpoint(Path(cfg["work_dir"]))
-        rows.update({"checkpoint": str(ckpt) if ckpt else None})
-    else:
-        _threads()
-        with contextlib.redirect_stdout(sys.stderr):  # mmengine logs to stdout; keep it for --json
-            result = api.train(cfg)
-        rows.update(
-            {
-                "checkpoint": str(result.checkpoint) if result.checkpoint else None,
-                "first_loss": result.losses[0] if result.losses else None,
-                "last_loss": result.losses[-1] if result.losses else None,
-            }
-        )
-    rep.summary(f"train {stage}", rows)
-
-
-def _cuda() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())
-
-
-def _world_size(launcher: str, nproc: int, nnodes: int) -> int:
-    if launcher == "slurm":
-        return int(os.environ.get("SLURM_NTASKS", "1"))
-    if launcher == "pytorch":
-        return int(os.environ.get("WORLD_SIZE", "1"))
-    return nproc * nnodes
-
-
-def _base_labels(spec: str, sources: list[Any]) -> list[int]:
-    """``--base-classes``: comma-separated ids/names, or a file with one name per line."""
-    names: dict[str, str] = {}
-    for s in sources:
-        names.update(s.names)
-    by_name = {v: int(k) for k, v in names.items()}
-    path = Path(spec)
-    items = path.read_text(encoding="utf-8").splitlines() if path.is_file() else spec.split(",")
-    out = []
-    for item in (i.strip() for i in items):
-        if not item:
-            continue
-        if item.isdigit() and item in names:
-            out.append(int(item))
-        elif item in by_name:
-            out.append(by_name[item])
-        else:
-            raise OdvgError(f"--base-classes: {item!r} is not a label id or name of the label maps", 2)
-    return sorted(set(out))
-
-
-def _warn_vocab(rep: Any, sources: list[Any], text_encoder: str, stage: str, mode: str) -> None:
-    from odvgkit.tokenizer import MAX_TOKENS
-    from odvgkit_train.inference import prompt_tokens
-
-    for s in sources:
-        if s.kind != "od" or not s.names:
-            continue
-        n = prompt_tokens([s.names[k] for k in sorted(s.names, key=int)], text_encoder)
-        if n > MAX_TOKENS:
-            if stage == "finetune" and mode == "closed-set":
-                raise OdvgError(
-                    f"{s.label_map}: the closed-set prompt of {len(s.names)} classes is {n} tokens, over the "
-                    f"{MAX_TOKENS}-token limit; use --finetune-mode open-set (samples classes per image)"
-                )
-            rep.warn(
-                f"{s.label_map}: {len(s.names)} classes are {n} tokens (> {MAX_TOKENS}): training samples a subset "
-                "per image; evaluate/infer with --chunked-size N"
-            )
+    rep.summary(f"train {stage}", run_training(plan, info=rep.info))
 
 
 def _train_command(stage: str):
@@ -240,18 +130,25 @@ def _train_command(stage: str):
         base_classes: Annotated[
             str | None, typer.Option("--base-classes", help="ovd: base label ids/names (comma-separated) or a file of names.")
         ] = None,
-        log_interval: Annotated[int, typer.Option("--log-interval", help="Log the losses every N iterations.")] = 50,
+        log_interval: Annotated[
+            int | None, typer.Option("--log-interval", help="Log the losses every N iterations. Default: iterations // 10, "
+                                     "between 1 and 50 (about 10 points per run).", show_default=False),
+        ] = None,
         check_sync: Annotated[
             bool, typer.Option("--check-sync", help="Hash the weights on every rank after training; fail if they differ.")
         ] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the config and stop.")] = False,
+        upstream_negatives: Annotated[
+            bool, typer.Option("--upstream-negatives", help="Sampled OD prompts with mmdet's RandomSamplingNegPos as is "
+                               "(it also draws positive classes as negatives: duplicate names), for parity runs."),
+        ] = False,
         quiet: Quiet = False,
         json_mode: Json = False,
     ) -> None:
         _run_train(stage, data, model, load_from, text_encoder, work_dir, max_iters, epochs, batch_size, lr,
                    image_root, label_map, launcher, nproc, nnodes, node_rank, master_addr, master_port,
                    num_workers, seed, finetune_mode if stage == "finetune" else "open-set", base_classes, log_interval, check_sync, dry_run,
-                   quiet, json_mode)
+                   quiet, json_mode, upstream_negatives)
 
     return command
 
@@ -261,7 +158,8 @@ pretrain.__doc__ = """Pretrain Grounding DINO on a mixture of OD and VG (groundi
 
     Generates the mmdet config from the data and a model preset, writes it to WORK_DIR/config.py
     (reproducible with plain mmdet) and runs mmengine's Runner. OD sources are prompted with
-    sampled positive + negative class names (mmdet's RandomSamplingNegPos); VG sources with their
+    sampled positive + negative class names (mmdet's RandomSamplingNegPos sampling, without its
+    bug of naming a positive class twice; --upstream-negatives keeps it); VG sources with their
     captions. Learning rate is scaled by total batch (batch × processes × nodes) against 16.
 
     [bold]Examples[/bold]
@@ -318,14 +216,11 @@ def eval_cmd(
     """
     _need_extra()
     from odvgkit_train import api
-    from odvgkit_train.data import parse_spec
+    from odvgkit_train.evaluation import items_from_specs
 
     rep = reporter(quiet, json_mode)
     _threads()
-    items = []
-    for spec in data:
-        path, opts = parse_spec(spec)
-        items.append({"path": path, "images": opts.get("images") or image_root, "label_map": opts.get("label_map") or label_map})
+    items = items_from_specs(data, image_root, label_map)
     with rep.progress(f"eval {metric}", unit="images") as advance:
         result = api.evaluate(items, checkpoint, metric, protocol=protocol, model=model, text_encoder=text_encoder,
                               chunked_size=chunked_size, predictions_out=predictions, merge_boxes=flickr_merged,
@@ -369,10 +264,11 @@ def infer_cmd(
     _need_extra()
     from odvgkit.io import write_records
     from odvgkit_train import api
+    from odvgkit_train.inference import expand_images
 
     rep = reporter(quiet, json_mode)
     _threads()
-    files = _expand_images(images)
+    files = expand_images(images)
     spans = None
     if tokens_positive:
         try:
@@ -393,21 +289,6 @@ def infer_cmd(
 
         rows["rendered"] = render_records(records, files, render)
     rep.summary("infer", rows)
-
-
-def _expand_images(items: list[Path]) -> list[Path]:
-    exts = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-    out: list[Path] = []
-    for item in items:
-        if item.is_dir():
-            out.extend(sorted(p for p in item.rglob("*") if p.suffix.lower() in exts))
-        elif item.is_file():
-            out.append(item)
-        else:
-            raise OdvgError(f"{item}: no such image or folder")
-    if not out:
-        raise OdvgError("no images found")
-    return out
 
 
 def doctor_cmd(json_mode: Json = False) -> None:

@@ -106,3 +106,14 @@ def test_without_train_extra_label_hints_init_and_diff_work(images: Path, tmp_pa
         assert proc.returncode == 3
         assert proc.stderr.strip() == "odvgkit: error: torch is not installed; install the 'train' extra: pip install 'odvgkit[train]'"
     assert not (tmp_path / "W").exists()
+
+
+def test_init_summary_counts_images_not_captions(images: Path, tmp_path: Path) -> None:
+    caps = tmp_path / "caps.tsv"
+    rows = [("b.jpg", "a cat on a mat"), ("sub/a.png", "a dog"), ("b.jpg", "two birds near the red house")]
+    caps.write_text("".join(f"{f}\t{c}\n" for f, c in rows))
+    out = tmp_path / "vg.jsonl"
+    summary = json.loads(run_cli("pseudolabel", "init", "--images", str(images), "--captions", str(caps), "-o", str(out),
+                                 "--json").stdout)
+    assert summary["records"] == len(rows) == len(_lines(out))
+    assert summary["images"] == len({f for f, _ in rows}) == 2
