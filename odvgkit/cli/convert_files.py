@@ -69,5 +69,48 @@ def voc2odvg(
         raise typer.Exit(1)
 
 
+def yolo2odvg(
+    root: Annotated[Path, typer.Argument(help="YOLO dataset root: images/ + labels/ (Ultralytics) or images with .txt beside them and classes.txt (darknet).")],
+    data: Annotated[Path | None, typer.Option("--data", help="Ultralytics data.yaml (names, train/val/test). Default: ROOT/data.yaml if present, else classes.txt.")] = None,
+    split: Annotated[str | None, typer.Option("--split", help="train | val | test: the data.yaml entry, else images/<split>/. Default: every image.")] = None,
+    no_exif: Annotated[bool, typer.Option("--no-exif", help="Ignore EXIF orientation when reading sizes.")] = False,
+    output: Output = None,
+    label_map: LabelMapBeside = None,
+    strict: Strict = False,
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """YOLO txt labels (boxes or segments) → ODVG OD records + label map.
+
+    Normalised cx cy w h → absolute [x1, y1, x2, y2] with sizes from image headers (no pixel
+    decoding); a segment becomes its enclosing box; empty or missing label files are images
+    without boxes. Filenames are relative to ROOT. Default output ROOT/<split or all>_od.json.
+
+    [bold]Examples[/bold]
+
+      odvgkit convert yolo2odvg datasets/coco128 --split train
+
+      odvgkit convert yolo2odvg my_yolo --data my_yolo/data.yaml --split val -o val_od.jsonl
+    """
+    from odvgkit.convert._perfile import label_map_beside
+    from odvgkit.convert.base import summarise, write_conversion
+    from odvgkit.convert.yolo import yolo_to_odvg
+    from odvgkit.errors import ProblemLog
+
+    rep = reporter(quiet, json_mode)
+    problems = ProblemLog(strict=strict)
+    out = output or root / f"{split or 'all'}_od.json"
+    lm_path = label_map or label_map_beside(out)
+    with rep.progress(f"yolo2odvg {root.name}", unit="files") as advance:
+        conv = yolo_to_odvg(root, data=data, split=split, exif=not no_exif, problems=problems, on_files=advance)
+        write_conversion(conv, out, inputs=[root, *([data] if data else [])], label_map_path=lm_path)
+    rows = {"output": str(out), "label_map": str(lm_path), "images_root": str(root), **conv.info,
+            "classes": len(conv.label_map or {})}
+    summarise(rep, "yolo2odvg", conv, rows, problems)
+    if problems.n_errors:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     convert_app.command("voc2odvg")(voc2odvg)
+    convert_app.command("yolo2odvg")(yolo2odvg)

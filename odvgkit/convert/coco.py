@@ -29,8 +29,8 @@ import orjson
 
 from odvgkit.convert._boxes import big_enough, overlaps_image, to_xyxy
 from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS
-from odvgkit.convert.base import Conversion
 from odvgkit.convert._sniff import refuse_foreign
+from odvgkit.convert.base import Conversion
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io.jsonstream import Parallel, stream_members
 

@@ -396,7 +396,7 @@ def _renumbered(spool: IO[bytes], index: list[tuple[int, int, list[str]]],
             if not count:
                 continue
             table = [str(label_of[n]).encode() for n in local]
-            yield _PLACEHOLDER.sub(lambda m: b'"label":' + table[int(m.group(1)) - 1], data), count
+            yield _PLACEHOLDER.sub(lambda m, t=table: b'"label":' + t[int(m.group(1)) - 1], data), count
 
 
 def _records(chunks: Iterator[tuple[bytes, int]]) -> Iterator[dict[str, Any]]:

@@ -82,7 +82,7 @@ def test_all_files_classes_order_and_validate(tmp_path: Path) -> None:
 def _load_pascal_voc_script():
     """MMDetection's real ``tools/dataset_converters/pascal_voc.py`` as installed with mmdet (.mim)."""
     mmdet = pytest.importorskip("mmdet")
-    import odvgkit_train  # noqa: F401 - registers the mmcv-lite stand-in (the script imports mmdet.evaluation)
+    importlib.import_module("odvgkit_train")  # the mmcv-lite stand-in (the script imports mmdet.evaluation)
 
     path = Path(mmdet.__file__).parent / ".mim" / "tools" / "dataset_converters" / "pascal_voc.py"
     spec = importlib.util.spec_from_file_location("upstream_pascal_voc", path)
@@ -117,7 +117,7 @@ def test_boxes_equal_mmdetection_pascal_voc_then_coco2odvg(tmp_path: Path) -> No
 
 def test_boxes_equal_mmdetection_xmldataset(tmp_path: Path) -> None:
     pytest.importorskip("mmdet")
-    import odvgkit_train  # noqa: F401 - registers the mmcv-lite stand-in before mmdet.datasets
+    importlib.import_module("odvgkit_train")  # registers the mmcv-lite stand-in before mmdet.datasets
     from mmdet.datasets import XMLDataset
 
     ds = XMLDataset(ann_file="ImageSets/Main/train.txt", data_root=str(BCCD), data_prefix={"sub_data_root": ""},
@@ -188,33 +188,72 @@ BAD_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_CASES))
-def test_bad_input_is_one_line_skipped_or_fatal_with_strict(tmp_path: Path, case: str) -> None:
-    img, xml, message = BAD_CASES[case]
-    files = {"a": _good("a"), "b": (None if img == "corrupt" else img, xml), "c": _good("c")}
-    root = _voc(tmp_path / "voc", files)
-    if img == "corrupt":
-        (root / "JPEGImages" / "b.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    out = tmp_path / "out" / "train_od.json"
-    args = ["convert", "voc2odvg", root, "--split", "train", "--classes", "cat,dog", "-o", out]
-    r = run_cli(*args)
-    assert r.returncode == 1
-    assert message in r.stderr, r.stderr
-    assert "Traceback" not in r.stderr
-    recs = read_jsonl(out)
-    # a bad object is skipped, its image stays (with its good boxes); a bad file skips the image
-    kept_b = case in ("outside-image", "negative", "nan", "unknown-class")
-    assert [x["filename"] for x in recs] == ["JPEGImages/a.jpg", *(["JPEGImages/b.jpg"] if kept_b else []), "JPEGImages/c.jpg"]
-    if kept_b:
-        good = [{"bbox": [0, 1, 29, 39], "label": 0, "category": "cat"}] if case == "outside-image" else []
-        assert recs[1]["detection"]["instances"] == good
+def _bad_dataset(root: Path) -> Path:
+    """One VOC dataset holding every bad case: file ``b_<case>`` between two good files."""
+    files: dict[str, tuple] = {"a": _good("a")}
+    for case, (img, xml, _) in sorted(BAD_CASES.items()):
+        stem = f"b_{case}"
+        xml = xml.replace("b.jpg", f"{stem}.jpg") if xml else None
+        files[stem] = (None if img == "corrupt" else img, xml)
+    files["c"] = _good("c")
+    _voc(root, files)
+    (root / "JPEGImages" / "b_unreadable-header.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return root
 
-    strict_out = tmp_path / "strict" / "train_od.json"
-    s = run_cli(*args[:-1], strict_out, "--strict")
+
+def _message(case: str) -> str:
+    msg = BAD_CASES[case][2].replace("b.xml", f"b_{case}.xml").replace("b.jpg", f"b_{case}.jpg")
+    line = 2 + sorted(BAD_CASES).index(case)
+    return msg.replace("train.txt:2:", f"train.txt:{line}:").replace("named b.*", f"named b_{case}.*")
+
+
+def test_bad_input_is_one_line_each_and_skipped(tmp_path: Path) -> None:
+    root = _bad_dataset(tmp_path / "voc")
+    out = tmp_path / "out" / "train_od.json"
+    r = run_cli("convert", "voc2odvg", root, "--split", "train", "--classes", "cat,dog", "-o", out, "--json")
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    summary = json.loads(r.stdout)
+    examples = summary["problems"]["examples"]
+    for case in BAD_CASES:
+        assert sum(_message(case) in e for e in examples) == 1, (case, examples)
+    assert summary["problems"]["errors"] == len(BAD_CASES)
+    # a bad object is skipped and its image stays (with its good boxes); a bad file skips the image
+    kept = {"outside-image": [{"bbox": [0, 1, 29, 39], "label": 0, "category": "cat"}],
+            "negative": [], "nan": [], "unknown-class": []}
+    recs = read_jsonl(out)
+    assert [x["filename"] for x in recs] == ["JPEGImages/a.jpg", *(f"JPEGImages/b_{c}.jpg" for c in sorted(kept)), "JPEGImages/c.jpg"]
+    assert [x["detection"]["instances"] for x in recs[1:-1]] == [kept[c] for c in sorted(kept)]
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_strict_stops_at_the_first_bad_record(tmp_path: Path, case: str) -> None:
+    from odvgkit.convert.base import write_conversion
+    from odvgkit.convert.voc import voc_to_odvg
+    from odvgkit.errors import OdvgError, ProblemLog
+
+    img, xml, _ = BAD_CASES[case]
+    root = _voc(tmp_path / "voc", {"a": _good("a"), f"b_{case}": (None if img == "corrupt" else img, xml), "c": _good("c")})
+    if img == "corrupt":
+        (root / "JPEGImages" / f"b_{case}.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    out = tmp_path / "out" / "o.json"
+    with pytest.raises(OdvgError) as exc:
+        conv = voc_to_odvg(root, split="train", classes=["cat", "dog"], problems=ProblemLog(strict=True))
+        write_conversion(conv, out, inputs=[root], label_map_path=tmp_path / "out" / "lm.json")
+    assert _message(case).replace(f"train.txt:{2 + sorted(BAD_CASES).index(case)}:", "train.txt:2:") in str(exc.value)
+    assert "\n" not in str(exc.value)
+    assert not (out.parent.exists() and any(out.parent.iterdir()))  # nothing written
+
+
+def test_strict_cli_prints_one_line(tmp_path: Path) -> None:
+    root = _bad_dataset(tmp_path / "voc")
+    out = tmp_path / "strict" / "train_od.json"
+    s = run_cli("convert", "voc2odvg", root, "--split", "train", "--classes", "cat,dog", "-o", out, "--strict")
     assert s.returncode == 1
-    lines = s.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("odvgkit: error: ") and message in lines[0], s.stderr
-    assert not (strict_out.parent.exists() and any(strict_out.parent.iterdir()))  # nothing written
+    first = sorted(BAD_CASES)[0]
+    assert s.stderr.strip().splitlines() == [s.stderr.strip()] and s.stderr.startswith("odvgkit: error: ")
+    assert _message(first) in s.stderr
+    assert not out.parent.exists() or not any(out.parent.iterdir())
 
 
 def test_size_from_header_fractional_difficult_and_check_sizes(tmp_path: Path) -> None:
@@ -278,7 +317,7 @@ def test_workers_give_the_same_bytes(tmp_path: Path) -> None:
     from odvgkit.convert.voc import voc_to_odvg
 
     files = {}
-    for k in range(1100):
+    for k in range(600):
         size = (40 + k % 7, 30 + k % 5)
         objs = [(("zebra", "ant", "cat")[(k + j) % 3], (1 + j, 1, 20 + j, 25)) for j in range(k % 4)]
         files[f"im{k:05d}"] = (size, _xml(f"im{k:05d}.jpg", size, objs))
@@ -289,7 +328,7 @@ def test_workers_give_the_same_bytes(tmp_path: Path) -> None:
         out = tmp_path / f"o{workers}{classes is None}.jsonl"
         write_conversion(conv, out, inputs=[root], label_map_path=tmp_path / f"lm{workers}{classes is None}.json")
         outs.append(out.read_bytes())
-        assert conv.stats["images"] == 1100
+        assert conv.stats["images"] == 600
     assert outs[0] == outs[1] and outs[2] == outs[3]
     recs = [json.loads(x) for x in outs[0].splitlines()]
     assert recs[5]["detection"]["instances"][0] == {"bbox": [0, 0, 19, 24], "label": 1, "category": "cat"}
