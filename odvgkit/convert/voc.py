@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import tempfile
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -50,7 +49,6 @@ from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.images import image_size
 
 SPLITS = ("train", "val", "test", "trainval")
-_PLACEHOLDER = re.compile(rb'"label":-(\d+)')  # a quote inside a JSON string is escaped: unambiguous
 
 # one unit of work: (xml path, image folder, stem, where a missing file is reported: (path, line))
 Item = tuple[str, str, str, tuple[str, int | None]]
@@ -88,7 +86,12 @@ def _text(el: ET.Element | None, tag: str) -> str | None:
 
 
 def _flag(chunk: Chunk, path: str, where: str, tag: str, text: str | None) -> bool | None:
-    if text is None or text == "":
+    if text is None:
+        return None
+    if text == "0" or text == "1":
+        return text == "1"
+    text = text.strip()
+    if text == "":
         return None
     if text in ("0", "1"):
         return text == "1"
@@ -121,6 +124,10 @@ class _Parser:
         self.drop_difficult = drop_difficult
         self.check_sizes = check_sizes
         self.images = images  # image folder → its listing by stem
+        self.prefix = {}  # image folder → its path relative to the root, as a filename prefix
+        for folder in images:
+            rel = os.path.relpath(folder, root).replace(os.sep, "/")
+            self.prefix[folder] = "" if rel == "." else rel + "/"
 
     def __call__(self, items: Sequence[Item]) -> Chunk:
         chunk = Chunk()
@@ -136,15 +143,16 @@ class _Parser:
         chunk.data = b"\n".join(lines) + b"\n" if lines else b""
         return chunk
 
-    def _image(self, folder: str, stem: str, declared: str | None) -> str | None:
-        names = self.images.get(folder, {})
+    def _image(self, folder: str, stem: str, root: ET.Element) -> str | None:
+        names = self.images.get(folder) or {}
         found = names.get(stem)
-        if found and f"{stem}.jpg" in found:  # what pascal_voc.py and XMLDataset open
-            return f"{stem}.jpg"
+        jpg = stem + ".jpg"
+        if found and jpg in found:  # what pascal_voc.py and XMLDataset open
+            return jpg
+        declared = _text(root, "filename")
         if declared:
             base = os.path.basename(declared.replace("\\", "/"))
-            b_stem = os.path.splitext(base)[0]
-            if base in names.get(b_stem, ()):
+            if base in names.get(os.path.splitext(base)[0], ()):
                 return base
         return found[0] if found else None
 
@@ -172,16 +180,19 @@ class _Parser:
                         f"not a Pascal VOC annotation: root element <{root.tag}>, expected <annotation>{hint}")
             return None
 
-        image = self._image(folder, stem, _text(root, "filename"))
+        image = self._image(folder, stem, root)
         if image is None:
             chunk.error("image-missing", list_path, list_line, "image",
                         f"no image named {stem}.* in {folder}")
             return None
-        rel = os.path.relpath(os.path.join(folder, image), self.root).replace(os.sep, "/")
+        rel = self.prefix[folder] + image
 
-        width = height = 0
         size = root.find("size")
-        for tag in ("width", "height"):
+        try:  # the common case
+            width, height = int(size.findtext("width")), int(size.findtext("height"))  # type: ignore[union-attr, arg-type]
+        except (AttributeError, TypeError, ValueError):
+            width = height = 0
+        for tag in ("width", "height") if width <= 0 or height <= 0 else ():
             text = _text(size, tag)
             try:
                 value = int(float(text)) if text else 0
@@ -219,54 +230,61 @@ class _Parser:
 
     def _object(self, chunk: Chunk, path: str, where: str, obj: ET.Element, width: int, height: int,
                 local: dict[str, int]) -> dict[str, Any] | None:
-        name = _text(obj, "name")
+        # findtext on plain tags runs in C; int()/float() accept the surrounding whitespace
+        name = (obj.findtext("name") or "").strip()
         if not name:
             chunk.error("missing-value", path, where, "name", "missing or empty")
             return None
+        label = 0
         if self.label_of is not None:
-            label = self.label_of.get(name)
-            if label is None:
+            label = self.label_of.get(name, -1)
+            if label < 0:
                 chunk.error("unknown-class", path, where, "name", f"{name!r} is not in --classes")
                 return None
-        else:
-            label = -(local.setdefault(name, len(local)) + 1)  # placeholder, renumbered at the end
         bnd = obj.find("bndbox")
         if bnd is None:
             chunk.error("missing-value", path, where, "bndbox", "missing")
             return None
-        box: list[float] = []
-        for tag in ("xmin", "ymin", "xmax", "ymax"):
-            v, why = _coord(_text(bnd, tag))
-            if why is not None:
-                code = "negative-coordinate" if why.startswith("negative") else "bad-value"
-                chunk.error(code if why != "missing" else "missing-value", path, where, f"bndbox.{tag}", why)
-                return None
-            box.append(v)  # type: ignore[arg-type]
-        x1, y1, x2, y2 = box
+        texts = (bnd.findtext("xmin"), bnd.findtext("ymin"), bnd.findtext("xmax"), bnd.findtext("ymax"))
+        try:  # the common case: four non-negative integers
+            x1, y1, x2, y2 = int(texts[0]), int(texts[1]), int(texts[2]), int(texts[3])  # type: ignore[arg-type]
+            exact = x1 >= 0 and y1 >= 0
+        except (TypeError, ValueError):
+            exact = False
+        if not exact:
+            box: list[float] = []
+            for tag, text in zip(("xmin", "ymin", "xmax", "ymax"), texts, strict=True):
+                v, why = _coord(None if text is None else text.strip())
+                if why is not None:
+                    code = "negative-coordinate" if why.startswith("negative") else "bad-value"
+                    chunk.error(code if why != "missing" else "missing-value", path, where, f"bndbox.{tag}", why)
+                    return None
+                box.append(v)  # type: ignore[arg-type]
+            x1, y1, x2, y2 = box  # type: ignore[assignment]
         if x2 < x1 or y2 < y1:
             fld = "bndbox.xmax" if x2 < x1 else "bndbox.ymax"
             chunk.error("inverted-box", path, where, fld, f"max < min ({x1:g}, {y1:g}, {x2:g}, {y2:g})")
             return None
-        for tag, v, limit, dim in (("xmin", x1, width, "width"), ("xmax", x2, width, "width"),
-                                   ("ymin", y1, height, "height"), ("ymax", y2, height, "height")):
-            if v > limit:
-                chunk.error("outside-image", path, where, f"bndbox.{tag}",
-                            f"{v:g} is outside the image ({dim} {limit})")
-                return None
+        if x2 > width or y2 > height:
+            tag, v, limit, dim = ("xmax", x2, width, "width") if x2 > width else ("ymax", y2, height, "height")
+            chunk.error("outside-image", path, where, f"bndbox.{tag}", f"{v:g} is outside the image ({dim} {limit})")
+            return None
         if x2 - x1 < 1 or y2 - y1 < 1:
             chunk.stats["dropped:degenerate"] += 1
             chunk.warn("degenerate", path, where, "bndbox", f"zero-size box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) dropped")
             return None
-        difficult = _flag(chunk, path, where, "difficult", _text(obj, "difficult"))
-        truncated = _flag(chunk, path, where, "truncated", _text(obj, "truncated"))
+        difficult = _flag(chunk, path, where, "difficult", obj.findtext("difficult"))
         if difficult and self.drop_difficult:
             chunk.stats["dropped:difficult"] += 1
             return None
-        inst: dict[str, Any] = {
-            "bbox": [as_number(x1 - 1), as_number(y1 - 1), as_number(x2 - 1), as_number(y2 - 1)],
-            "label": label,
-            "category": name,
-        }
+        truncated = _flag(chunk, path, where, "truncated", obj.findtext("truncated"))
+        if self.label_of is None:
+            label = -(local.setdefault(name, len(local)) + 1)  # placeholder, renumbered at the end
+        if exact:
+            bbox: list[Any] = [x1 - 1, y1 - 1, x2 - 1, y2 - 1]
+        else:
+            bbox = [as_number(x1 - 1), as_number(y1 - 1), as_number(x2 - 1), as_number(y2 - 1)]
+        inst: dict[str, Any] = {"bbox": bbox, "label": label, "category": name}
         if difficult is not None:
             inst["difficult"] = difficult
             chunk.stats["boxes_difficult"] += difficult
@@ -395,8 +413,10 @@ def _renumbered(spool: IO[bytes], index: list[tuple[int, int, list[str]]],
             data = spool.read(size)
             if not count:
                 continue
-            table = [str(label_of[n]).encode() for n in local]
-            yield _PLACEHOLDER.sub(lambda m, t=table: b'"label":' + t[int(m.group(1)) - 1], data), count
+            # one C pass per distinct name of the chunk; the trailing comma keeps -1 apart from -12
+            for k, n in enumerate(local, 1):
+                data = data.replace(b'"label":-%d,' % k, b'"label":%d,' % label_of[n])
+            yield data, count
 
 
 def _records(chunks: Iterator[tuple[bytes, int]]) -> Iterator[dict[str, Any]]:
