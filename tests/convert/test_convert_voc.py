@@ -333,3 +333,22 @@ def test_workers_give_the_same_bytes(tmp_path: Path) -> None:
     recs = [json.loads(x) for x in outs[0].splitlines()]
     assert recs[5]["detection"]["instances"][0] == {"bbox": [0, 0, 19, 24], "label": 1, "category": "cat"}
     assert [json.loads(x)["detection"]["instances"][0]["label"] for x in outs[2].splitlines()[5:6]] == [1]
+
+
+def test_parquet_output_holds_the_same_records(tmp_path: Path) -> None:
+    """Outputs other than JSON Lines go through the record path (renumbered labels included)."""
+    from odvgkit.convert.base import write_conversion
+    from odvgkit.convert.voc import voc_to_odvg
+    from odvgkit.io import read_records
+
+    for name, make in (("voc", lambda: voc_to_odvg(BCCD, split="val")),
+                       ("voc_classes", lambda: voc_to_odvg(BCCD, split="val", classes=["WBC", "RBC", "Platelets"]))):
+        a, b = make(), make()
+        write_conversion(a, tmp_path / f"{name}.jsonl", inputs=[BCCD], label_map_path=tmp_path / f"{name}_lm.json")
+        write_conversion(b, tmp_path / f"{name}.parquet", inputs=[BCCD], label_map_path=tmp_path / f"{name}_lm2.json")
+        jl = [r for _, r in read_records(tmp_path / f"{name}.jsonl")]
+        pq = [r for _, r in read_records(tmp_path / f"{name}.parquet")]
+        assert len(jl) == 8 and [r["filename"] for r in pq] == [r["filename"] for r in jl]
+        for x, y in zip(jl, pq, strict=True):
+            assert [(i["label"], i["category"], [float(v) for v in i["bbox"]]) for i in x["detection"]["instances"]] == \
+                [(i["label"], i["category"], [float(v) for v in i["bbox"]]) for i in y["detection"]["instances"]]
