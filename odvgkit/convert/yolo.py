@@ -95,14 +95,17 @@ def _images_under(folder: Path, recursive: bool) -> list[str]:
     return sorted(found)
 
 
-def _entry_images(entry: Any, bases: list[Path], data: str) -> list[str]:
+def _entry_images(entry: Any, bases: list[Path], data: str, key: str) -> list[str]:
     """One ``train:``/``val:`` entry of data.yaml: a folder, a txt list of images, or a list of those."""
     if isinstance(entry, list):
-        return [p for e in entry for p in _entry_images(e, bases, data)]
+        return [p for e in entry for p in _entry_images(e, bases, data, key)]
     if not isinstance(entry, str):
-        raise OdvgError(f"{data}: split entry {entry!r}: expected a folder or a .txt file")
-    for base in bases:
-        p = (base / entry).resolve() if not os.path.isabs(entry) else Path(entry)
+        raise OdvgError(f"{data}: {key}: {entry!r}: expected a folder or a .txt file")
+    # Roboflow exports write 'train: ../train/images' beside the train/ folder; Ultralytics reads
+    # a leading '../' relative to the dataset root, so both readings are tried
+    tries = [entry, entry[3:]] if entry.startswith("../") else [entry]
+    for base, e in ((b, e) for e in tries for b in bases):
+        p = (base / e).resolve() if not os.path.isabs(e) else Path(e)
         if p.is_dir():
             return _images_under(p, recursive=True)
         if p.is_file():
@@ -112,7 +115,8 @@ def _entry_images(entry: Any, bases: list[Path], data: str) -> list[str]:
                 if ln:
                     out.append(ln if os.path.isabs(ln) else str((p.parent / ln).resolve()))
             return out
-    raise OdvgError(f"{data}: split entry {entry!r}: no such folder or file (looked in {', '.join(map(str, bases))})")
+    looked = ", ".join(dict.fromkeys(str(b) for b in bases))
+    raise OdvgError(f"{data}: {key}: {entry!r}: no such folder or file (looked in {looked})")
 
 
 def label_path(image: str) -> str:
@@ -133,7 +137,7 @@ def yolo_items(root: Path, split: str | None, doc: dict[str, Any] | None, data: 
         if isinstance(doc.get("path"), str):
             p = Path(doc["path"])
             bases.insert(0, p if p.is_absolute() else yaml_dir / p)
-        images = _entry_images(doc[split], bases, data)
+        images = _entry_images(doc[split], bases, data, split)
         layout = f"data.yaml {split}: {doc[split]}"
     elif split is not None:
         folder = root / "images" / split

@@ -211,3 +211,18 @@ def test_workers_give_the_same_bytes(tmp_path: Path) -> None:
         outs.append(out.read_bytes())
         assert conv.stats["images"] == 600 and conv.stats["boxes"] == 600
     assert outs[0] == outs[1]
+
+
+def test_roboflow_export_relative_entries(tmp_path: Path) -> None:
+    """Roboflow's data.yaml says 'train: ../train/images' for a train/ folder beside it."""
+    root = tmp_path / "rf"
+    _img(root / "train/images/a.jpg", (40, 20))
+    _write(root / "train/labels/a.txt", ["0 0.5 0.5 0.5 0.5"])
+    (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 1\nnames: ['raccoon']\n")
+    conv = yolo_to_odvg(root, split="train")
+    out = tmp_path / "o.jsonl"
+    write_conversion(conv, out, inputs=[root], label_map_path=tmp_path / "lm.json")
+    assert read_jsonl(out) == [{"filename": "train/images/a.jpg", "height": 20, "width": 40, "detection": {
+        "instances": [{"bbox": [10.0, 5.0, 30.0, 15.0], "label": 0, "category": "raccoon"}]}}]
+    with pytest.raises(OdvgError, match=r"data.yaml: val: .*no such folder or file"):
+        yolo_to_odvg(root, split="val")
