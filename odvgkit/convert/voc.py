@@ -305,8 +305,10 @@ def _split_ids(split_file: Path) -> list[tuple[str, int]]:
 def voc_items(root: Path, split: str | None, problems: ProblemLog) -> tuple[list[Item], str]:
     """The files to read, in order, and a description of the layout (for the summary)."""
     if root.is_file():
+        if root.suffix.lower() == ".json":
+            raise OdvgError(f"{root}: a JSON file, not Pascal VOC XML; COCO-style json: 'odvgkit convert coco2odvg'")
         if root.suffix.lower() != ".xml":
-            raise OdvgError(f"{root}: not a folder or an .xml file (give a Pascal VOC root, an Annotations folder or one XML)")
+            raise OdvgError(f"{root}: not a folder or an .xml file (give a Pascal VOC root, a folder of XML files or one XML)")
         return [(str(root), str(root.parent), root.stem, (str(root), None))], "one XML file"
     if not root.is_dir():
         raise OdvgError(f"{root}: no such file or folder")
@@ -342,6 +344,9 @@ def voc_items(root: Path, split: str | None, problems: ProblemLog) -> tuple[list
             raise OdvgError(f"{root}: a VOCdevkit folder; give one dataset, e.g. {root / sub}")
     names = sorted(n for n in os.listdir(root) if n.lower().endswith(".xml"))
     if not names:
+        if (root / "labels").is_dir() or (root / "data.yaml").is_file() or (root / "classes.txt").is_file():
+            raise OdvgError(f"{root}: a YOLO dataset (labels/, data.yaml or classes.txt), not Pascal VOC; "
+                            "use 'odvgkit convert yolo2odvg'")
         raise OdvgError(f"{root}: no Pascal VOC XML files (looked in {ann} and {root})")
     return [(str(root / n), str(root), n[:-4], (str(root / n), None)) for n in names], "flat folder of XML files"
 

@@ -352,3 +352,15 @@ def test_parquet_output_holds_the_same_records(tmp_path: Path) -> None:
         for x, y in zip(jl, pq, strict=True):
             assert [(i["label"], i["category"], [float(v) for v in i["bbox"]]) for i in x["detection"]["instances"]] == \
                 [(i["label"], i["category"], [float(v) for v in i["bbox"]]) for i in y["detection"]["instances"]]
+
+
+def test_formats_voc2odvg_cannot_read_are_named(tmp_path: Path) -> None:
+    yolo = tmp_path / "yolo"
+    (yolo / "labels").mkdir(parents=True)
+    (tmp_path / "x.json").write_text("{}")
+    for arg, want in ((yolo, f"{yolo}: a YOLO dataset (labels/, data.yaml or classes.txt), not Pascal VOC; use 'odvgkit convert yolo2odvg'"),
+                      (tmp_path / "x.json", f"{tmp_path / 'x.json'}: a JSON file, not Pascal VOC XML; COCO-style json: 'odvgkit convert coco2odvg'"),
+                      (tmp_path / "nope", f"{tmp_path / 'nope'}: no such file or folder")):
+        r = run_cli("convert", "voc2odvg", arg, "-o", tmp_path / "o.json")
+        assert r.returncode == 1
+        assert r.stderr.strip() == f"odvgkit: error: {want}"
