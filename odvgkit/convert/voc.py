@@ -386,13 +386,17 @@ def voc_to_odvg(
     spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the generator below
     index: list[tuple[int, int, list[str]]] = []
     names: set[str] = set()
-    for chunk in chunks:
-        replay(chunk, problems, stats)
-        spool.write(chunk.data)
-        index.append((len(chunk.data), chunk.count, chunk.names))
-        names.update(chunk.names)
-        if on_files is not None:
-            on_files(chunk.files)
+    try:
+        for chunk in chunks:
+            replay(chunk, problems, stats)
+            spool.write(chunk.data)
+            index.append((len(chunk.data), chunk.count, chunk.names))
+            names.update(chunk.names)
+            if on_files is not None:
+                on_files(chunk.files)
+    except BaseException:  # --strict stopped, Ctrl-C: the spool goes now, not at garbage collection
+        spool.close()
+        raise
     ordered = sorted(names)
     info["class_order"] = "sorted names found (no --classes)"
     label_map = {str(i): n for i, n in enumerate(ordered)}
