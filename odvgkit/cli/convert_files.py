@@ -31,9 +31,9 @@ def voc2odvg(
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
-    """Pascal VOC XML → ODVG OD records + label map.
+    r"""Pascal VOC XML → ODVG OD records + label map.
 
-    Boxes are [xmin-1, ymin-1, xmax-1, ymax-1], the same as MMDetection's pascal_voc.py +
+    Boxes are \[xmin-1, ymin-1, xmax-1, ymax-1], the same as MMDetection's pascal_voc.py +
     coco2odvg.py and XMLDataset; zero-size boxes are dropped (counted as degenerate).
     difficult/truncated are kept per box. Filenames are relative to ROOT (JPEGImages/x.jpg).
     Default output ROOT/<split or all>_od.json, label map <output stem>_label_map.json.
@@ -80,9 +80,9 @@ def yolo2odvg(
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
-    """YOLO txt labels (boxes or segments) → ODVG OD records + label map.
+    r"""YOLO txt labels (boxes or segments) → ODVG OD records + label map.
 
-    Normalised cx cy w h → absolute [x1, y1, x2, y2] with sizes from image headers (no pixel
+    Normalised cx cy w h → absolute \[x1, y1, x2, y2] with sizes from image headers (no pixel
     decoding); a segment becomes its enclosing box; empty or missing label files are images
     without boxes. Filenames are relative to ROOT. Default output ROOT/<split or all>_od.json.
 

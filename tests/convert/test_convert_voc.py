@@ -364,3 +364,16 @@ def test_formats_voc2odvg_cannot_read_are_named(tmp_path: Path) -> None:
         r = run_cli("convert", "voc2odvg", arg, "-o", tmp_path / "o.json")
         assert r.returncode == 1
         assert r.stderr.strip() == f"odvgkit: error: {want}"
+
+
+def test_split_file_of_ids_keeps_its_order(tmp_path: Path) -> None:
+    ids = tmp_path / "mine.txt"
+    ids.write_text("BloodImage_00338  1\n\nBloodImage_00000 -1\nBloodImage_00338 1\n")  # <class>_<split>.txt style
+    out = tmp_path / "mine_od.json"
+    r = run_cli("convert", "voc2odvg", BCCD, "--split", ids, "--classes", "Platelets,RBC,WBC", "-o", out, "--json")
+    assert r.returncode == 0, r.stderr
+    assert [x["filename"] for x in read_jsonl(out)] == ["JPEGImages/BloodImage_00338.jpg", "JPEGImages/BloodImage_00000.jpg"]
+    s = json.loads(r.stdout)
+    assert f"{ids}:4: BloodImage_00338 listed twice (kept once)" in s["problems"]["examples"]
+    r = run_cli("convert", "voc2odvg", BCCD, "--split", tmp_path / "none.txt", "-o", out)
+    assert r.stderr.strip() == f"odvgkit: error: --split {tmp_path / 'none.txt'}: not train|val|test|trainval and no such file"
