@@ -7,7 +7,8 @@ The label file of ``…/images/…/x.jpg`` is ``…/labels/…/x.txt`` (Ultralyt
 (``names`` as a list or a ``{id: name}`` mapping) or from a darknet ``classes.txt``/``obj.names``.
 
 Boxes: ``[(cx - w/2)·W, (cy - h/2)·H, (cx + w/2)·W, (cy + h/2)·H]`` with ``W×H`` from the image
-header (EXIF orientation applied, as Ultralytics' ``exif_size`` does; pixels are never decoded),
+header (EXIF orientations 5–8 swap W and H, as the cv2 decoder MMDetection and Ultralytics train with does;
+Ultralytics' own ``exif_size`` check swaps only for 6 and 8, JPEG only; pixels are never decoded),
 clipped to the image (a rounding overshoot; counted ``boxes_clipped``). A box under 1 px is dropped
 and counted as ``degenerate`` (``ODVGDataset`` would drop it). An empty or missing label file is an
 image without boxes (Ultralytics' background images).
