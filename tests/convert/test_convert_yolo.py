@@ -226,3 +226,20 @@ def test_roboflow_export_relative_entries(tmp_path: Path) -> None:
         "instances": [{"bbox": [10.0, 5.0, 30.0, 15.0], "label": 0, "category": "raccoon"}]}}]
     with pytest.raises(OdvgError, match=r"data.yaml: val: .*no such folder or file"):
         yolo_to_odvg(root, split="val")
+
+
+def test_png_sizes_never_decode_pixels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PNG's size (and an eXIf orientation before the pixel data) come from its header chunks."""
+    from PIL import PngImagePlugin
+
+    from odvgkit.images import image_size
+
+    _img(tmp_path / "plain.png", (30, 20), "PNG")
+    _img(tmp_path / "rotated.png", (30, 20), "PNG", orientation=6)
+
+    def no_decode(self, *a, **k):
+        raise AssertionError("pixels decoded")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", no_decode)
+    assert image_size(tmp_path / "plain.png") == (30, 20)
+    assert image_size(tmp_path / "rotated.png") == (20, 30)
