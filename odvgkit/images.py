@@ -24,7 +24,9 @@ def image_size(path: str | Path, exif: bool = True) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             width, height = im.size
-            if exif and im.format in ("JPEG", "MPO", "TIFF", "WEBP", "PNG"):
+            # PNG: Pillow's getexif() decodes the whole image when no eXIf chunk came before the
+            # pixel data (it looks for one after it); such a trailing chunk is not read here
+            if exif and im.format in ("JPEG", "MPO", "TIFF", "WEBP", "PNG") and (im.format != "PNG" or "exif" in im.info):
                 orientation = im.getexif().get(_ORIENTATION, 1)
                 if orientation in _TRANSPOSED:
                     width, height = height, width

@@ -52,6 +52,8 @@ class Instance(_Open):
     is_truncated: bool | None = Field(default=None, description="OpenImages IsTruncated.")
     is_depiction: bool | None = Field(default=None, description="OpenImages IsDepiction.")
     is_inside: bool | None = Field(default=None, description="OpenImages IsInside.")
+    difficult: bool | None = Field(default=None, description="Pascal VOC <difficult> (voc2odvg).")
+    truncated: bool | None = Field(default=None, description="Pascal VOC <truncated> (voc2odvg).")
 
 
 class Detection(_Open):

@@ -29,6 +29,7 @@ import orjson
 
 from odvgkit.convert._boxes import big_enough, overlaps_image, to_xyxy
 from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS
+from odvgkit.convert._sniff import refuse_foreign
 from odvgkit.convert.base import Conversion
 from odvgkit.convert.fields import Int64
 from odvgkit.errors import OdvgError, ProblemLog
@@ -144,6 +145,7 @@ def coco_to_odvg(
     if dataset not in DATASETS:
         raise OdvgError(f"unknown dataset flavour {dataset!r}; choose one of {', '.join(DATASETS)}")
     path = Path(path)
+    refuse_foreign(path, "coco2odvg")
     problems = problems if problems is not None else ProblemLog()
     images: list[CocoImage | None] = []
     categories: list[CocoCategory] = []

@@ -1,0 +1,435 @@
+"""Pascal VOC XML (one file per image) → ODVG OD records + label map.
+
+Reads the VOC layout (``Annotations/*.xml``, ``JPEGImages/``, ``ImageSets/Main/<split>.txt``) and
+flat folders of XML files with their images beside them (labelImg, Roboflow "Pascal VOC" exports).
+
+**Pixel convention — the same boxes MMDetection gives.** VOC coordinates are 1-based pixel
+indices. MMDetection's own VOC paths — ``tools/dataset_converters/pascal_voc.py`` (then
+``coco2odvg.py``) and ``XMLDataset`` (``minus_one=True``) — both subtract 1 from all four values:
+``[xmin - 1, ymin - 1, xmax - 1, ymax - 1]``; so does this importer. A box whose width or height is
+under 1 px (``xmin == xmax``) is what ``coco2odvg.py`` drops after ``pascal_voc.py`` (``area <= 0``);
+it is dropped here too and counted as ``degenerate``.
+
+Where upstream is silent or crashes, odvgkit decides (docs/deviations.md):
+
+* class order from ``classes`` (a file or a list), else the sorted set of names found — upstream
+  hard-codes the 20 VOC classes and crashes (``KeyError``) on any other name;
+* ``difficult``/``truncated`` are kept per instance (booleans, only when the XML has them);
+  difficult boxes are kept unless ``drop_difficult`` (``pascal_voc.py`` marks them crowd, which
+  ``coco2odvg.py`` then drops);
+* fractional coordinates are kept (``pascal_voc.py`` crashes on them, ``XMLDataset`` truncates);
+* the image size comes from ``<size>``; only when it is absent or 0 is the image header read
+  (``XMLDataset`` decodes the whole image then); ``check_sizes`` reads every header and warns on
+  a mismatch;
+* a box outside the image, a negative/NaN coordinate, an unknown class, malformed XML, a missing
+  image are one-line problems naming file, object and field — never a crash, never silent.
+
+Speed: the files are parsed by the stdlib's C ``ElementTree`` parser in forked workers
+(:mod:`odvgkit.convert._perfile`), each chunk formatted to JSON Lines bytes in the worker. When the
+class order is not given, labels are not known until every file was read: chunks are formatted
+with chunk-local placeholder labels, spooled to a temporary file, and renumbered while they are
+written — memory stays bounded either way.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from odvgkit.convert._perfile import Chunk, FileConversion, as_number, listing, map_chunks, replay
+from odvgkit.errors import OdvgError, ProblemLog
+from odvgkit.images import image_size
+
+SPLITS = ("train", "val", "test", "trainval")
+
+# one unit of work: (xml path, image folder, stem, where a missing file is reported: (path, line))
+Item = tuple[str, str, str, tuple[str, int | None]]
+
+
+def parse_classes(value: str | Path | Sequence[str]) -> list[str]:
+    """``--classes``: a file with one name per line, or ``a,b,c``; duplicates are an error."""
+    if isinstance(value, (list, tuple)):
+        names, origin = [str(v).strip() for v in value], "--classes"
+    else:
+        text = str(value)
+        p = Path(text)
+        if p.is_file():
+            names = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+            names, origin = [n for n in names if n], str(p)
+        elif "," in text or (text and not p.suffix):
+            names, origin = [n.strip() for n in text.split(",")], "--classes"
+        else:
+            raise OdvgError(f"--classes {text}: no such file (give a file or a comma-separated list)")
+    if not names or any(not n for n in names):
+        raise OdvgError(f"{origin}: empty class name")
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise OdvgError(f"{origin}: class {n!r} listed twice")
+        seen.add(n)
+    return names
+
+
+def _text(el: ET.Element | None, tag: str) -> str | None:
+    child = None if el is None else el.find(tag)
+    if child is None or child.text is None:
+        return None
+    return child.text.strip()
+
+
+def _flag(chunk: Chunk, path: str, where: str, tag: str, text: str | None) -> bool | None:
+    if text is None:
+        return None
+    if text == "0" or text == "1":
+        return text == "1"
+    text = text.strip()
+    if text == "":
+        return None
+    if text in ("0", "1"):
+        return text == "1"
+    chunk.warn("bad-value", path, where, tag, f"expected 0 or 1, got {text!r} (field left out)")
+    return None
+
+
+def _coord(text: str | None) -> tuple[float | None, str | None]:
+    """A coordinate and, when it is unusable, why."""
+    if text is None or text == "":
+        return None, "missing"
+    try:
+        v = float(text)
+    except ValueError:
+        return None, f"not a number: {text!r}"
+    if not math.isfinite(v):
+        return None, f"not a finite number: {text!r}"
+    if v < 0:
+        return None, f"negative coordinate {text}"
+    return v, None
+
+
+class _Parser:
+    """Everything a worker needs, set up before the fork (inherited, never pickled)."""
+
+    def __init__(self, root: Path, label_of: dict[str, int] | None, drop_difficult: bool,
+                 check_sizes: bool, images: dict[str, dict[str, list[str]]]) -> None:
+        self.root = root
+        self.label_of = label_of
+        self.drop_difficult = drop_difficult
+        self.check_sizes = check_sizes
+        self.images = images  # image folder → its listing by stem
+        self.prefix = {}  # image folder → its path relative to the root, as a filename prefix
+        for folder in images:
+            rel = os.path.relpath(folder, root).replace(os.sep, "/")
+            self.prefix[folder] = "" if rel == "." else rel + "/"
+
+    def __call__(self, items: Sequence[Item]) -> Chunk:
+        chunk = Chunk()
+        lines: list[bytes] = []
+        local: dict[str, int] = {}
+        for item in items:
+            rec = self.one(chunk, item, local)
+            if rec is not None:
+                lines.append(orjson.dumps(rec))
+        chunk.names = list(local)
+        chunk.files = len(items)
+        chunk.count = len(lines)
+        chunk.data = b"\n".join(lines) + b"\n" if lines else b""
+        return chunk
+
+    def _image(self, folder: str, stem: str, root: ET.Element) -> str | None:
+        names = self.images.get(folder) or {}
+        found = names.get(stem)
+        jpg = stem + ".jpg"
+        if found and jpg in found:  # what pascal_voc.py and XMLDataset open
+            return jpg
+        declared = _text(root, "filename")
+        if declared:
+            base = os.path.basename(declared.replace("\\", "/"))
+            if base in names.get(os.path.splitext(base)[0], ()):
+                return base
+        return found[0] if found else None
+
+    def one(self, chunk: Chunk, item: Item, local: dict[str, int]) -> dict[str, Any] | None:
+        xml_path, folder, stem, (list_path, list_line) = item
+        try:
+            with open(xml_path, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            chunk.error("annotation-missing", list_path, list_line, "xml", f"{xml_path}: no such file")
+            return None
+        except OSError as exc:
+            chunk.error("annotation-unreadable", xml_path, None, None, f"cannot read: {exc.strerror}")
+            return None
+        try:
+            root = ET.fromstring(data)
+        except ET.ParseError as exc:
+            line, col = exc.position
+            msg = str(exc).split(":", 1)[0]
+            chunk.error("malformed-xml", xml_path, line, None, f"malformed XML: {msg} (column {col + 1})")
+            return None
+        if root.tag != "annotation":
+            hint = " (a CVAT XML export; export as Pascal VOC instead)" if root.tag == "annotations" else ""
+            chunk.error("not-voc", xml_path, None, None,
+                        f"not a Pascal VOC annotation: root element <{root.tag}>, expected <annotation>{hint}")
+            return None
+
+        image = self._image(folder, stem, root)
+        if image is None:
+            chunk.error("image-missing", list_path, list_line, "image",
+                        f"no image named {stem}.* in {folder}")
+            return None
+        rel = self.prefix[folder] + image
+
+        size = root.find("size")
+        try:  # the common case
+            width, height = int(size.findtext("width")), int(size.findtext("height"))  # type: ignore[union-attr, arg-type]
+        except (AttributeError, TypeError, ValueError):
+            width = height = 0
+        for tag in ("width", "height") if width <= 0 or height <= 0 else ():
+            text = _text(size, tag)
+            try:
+                value = int(float(text)) if text else 0
+            except ValueError:
+                chunk.warn("bad-value", xml_path, "size", tag, f"not a number: {text!r} (reading the image header)")
+                value = 0
+            if tag == "width":
+                width = max(value, 0)
+            else:
+                height = max(value, 0)
+        if width == 0 or height == 0 or self.check_sizes:
+            try:
+                hw, hh = image_size(os.path.join(folder, image))
+            except OdvgError as exc:
+                chunk.error("image-unreadable", os.path.join(folder, image), None, None,
+                            str(exc).split(": ", 1)[-1])
+                return None
+            if width and height and (hw, hh) != (width, height):
+                chunk.warn("size-mismatch", xml_path, "size", None,
+                           f"<size> {width}x{height} but the image header says {hw}x{hh} (header used)")
+            if width == 0 or height == 0:
+                chunk.stats["sizes_from_header"] += 1
+            width, height = hw, hh
+
+        instances: list[dict[str, Any]] = []
+        for i, obj in enumerate(root.iterfind("object")):
+            inst = self._object(chunk, xml_path, f"object[{i}]", obj, width, height, local)
+            if inst is not None:
+                instances.append(inst)
+        chunk.stats["images"] += 1
+        chunk.stats["boxes"] += len(instances)
+        if not instances:
+            chunk.stats["images_without_boxes"] += 1
+        return {"filename": rel, "height": height, "width": width, "detection": {"instances": instances}}
+
+    def _object(self, chunk: Chunk, path: str, where: str, obj: ET.Element, width: int, height: int,
+                local: dict[str, int]) -> dict[str, Any] | None:
+        # findtext on plain tags runs in C; int()/float() accept the surrounding whitespace
+        name = (obj.findtext("name") or "").strip()
+        if not name:
+            chunk.error("missing-value", path, where, "name", "missing or empty")
+            return None
+        label = 0
+        if self.label_of is not None:
+            label = self.label_of.get(name, -1)
+            if label < 0:
+                chunk.error("unknown-class", path, where, "name", f"{name!r} is not in --classes")
+                return None
+        bnd = obj.find("bndbox")
+        if bnd is None:
+            chunk.error("missing-value", path, where, "bndbox", "missing")
+            return None
+        texts = (bnd.findtext("xmin"), bnd.findtext("ymin"), bnd.findtext("xmax"), bnd.findtext("ymax"))
+        try:  # the common case: four non-negative integers
+            x1, y1, x2, y2 = int(texts[0]), int(texts[1]), int(texts[2]), int(texts[3])  # type: ignore[arg-type]
+            exact = x1 >= 0 and y1 >= 0
+        except (TypeError, ValueError):
+            exact = False
+        if not exact:
+            box: list[float] = []
+            for tag, text in zip(("xmin", "ymin", "xmax", "ymax"), texts, strict=True):
+                v, why = _coord(None if text is None else text.strip())
+                if why is not None:
+                    code = "negative-coordinate" if why.startswith("negative") else "bad-value"
+                    chunk.error(code if why != "missing" else "missing-value", path, where, f"bndbox.{tag}", why)
+                    return None
+                box.append(v)  # type: ignore[arg-type]
+            x1, y1, x2, y2 = box  # type: ignore[assignment]
+        if x2 < x1 or y2 < y1:
+            fld = "bndbox.xmax" if x2 < x1 else "bndbox.ymax"
+            chunk.error("inverted-box", path, where, fld, f"max < min ({x1:g}, {y1:g}, {x2:g}, {y2:g})")
+            return None
+        if x2 > width or y2 > height:
+            tag, v, limit, dim = ("xmax", x2, width, "width") if x2 > width else ("ymax", y2, height, "height")
+            chunk.error("outside-image", path, where, f"bndbox.{tag}", f"{v:g} is outside the image ({dim} {limit})")
+            return None
+        if x2 - x1 < 1 or y2 - y1 < 1:
+            chunk.stats["dropped:degenerate"] += 1
+            chunk.warn("degenerate", path, where, "bndbox", f"zero-size box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) dropped")
+            return None
+        difficult = _flag(chunk, path, where, "difficult", obj.findtext("difficult"))
+        if difficult and self.drop_difficult:
+            chunk.stats["dropped:difficult"] += 1
+            return None
+        truncated = _flag(chunk, path, where, "truncated", obj.findtext("truncated"))
+        if self.label_of is None:
+            label = -(local.setdefault(name, len(local)) + 1)  # placeholder, renumbered at the end
+        if exact:
+            bbox: list[Any] = [x1 - 1, y1 - 1, x2 - 1, y2 - 1]
+        else:
+            bbox = [as_number(x1 - 1), as_number(y1 - 1), as_number(x2 - 1), as_number(y2 - 1)]
+        inst: dict[str, Any] = {"bbox": bbox, "label": label, "category": name}
+        if difficult is not None:
+            inst["difficult"] = difficult
+            chunk.stats["boxes_difficult"] += difficult
+        if truncated is not None:
+            inst["truncated"] = truncated
+        return inst
+
+
+def _split_ids(split_file: Path) -> list[tuple[str, int]]:
+    """Image ids of an ``ImageSets`` list (first column, as ``<class>_train.txt`` has two)."""
+    try:
+        text = split_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise OdvgError(f"{split_file}: no such split file") from None
+    return [(ln.split()[0], n) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+
+
+def voc_items(root: Path, split: str | None, problems: ProblemLog) -> tuple[list[Item], str]:
+    """The files to read, in order, and a description of the layout (for the summary)."""
+    if root.is_file():
+        if root.suffix.lower() == ".json":
+            raise OdvgError(f"{root}: a JSON file, not Pascal VOC XML; COCO-style json: 'odvgkit convert coco2odvg'")
+        if root.suffix.lower() != ".xml":
+            raise OdvgError(f"{root}: not a folder or an .xml file (give a Pascal VOC root, a folder of XML files or one XML)")
+        return [(str(root), str(root.parent), root.stem, (str(root), None))], "one XML file"
+    if not root.is_dir():
+        raise OdvgError(f"{root}: no such file or folder")
+    ann = root / "Annotations"
+    if ann.is_dir():
+        img_dir = root / "JPEGImages"
+        if not img_dir.is_dir():
+            raise OdvgError(f"{img_dir}: no such folder (the VOC layout keeps images there)")
+        if split is None:
+            items = [(str(ann / n), str(img_dir), n[:-4], (str(ann / n), None))
+                     for n in sorted(os.listdir(ann)) if n.lower().endswith(".xml")]
+            return items, "VOC layout, every file in Annotations/"
+        if split in SPLITS:
+            split_file = root / "ImageSets" / "Main" / f"{split}.txt"
+            if not split_file.is_file():
+                raise OdvgError(f"{split_file}: no such split file (--split train|val|test|trainval|FILE)")
+        else:
+            split_file = Path(split)
+            if not split_file.is_file():
+                raise OdvgError(f"--split {split}: not train|val|test|trainval and no such file")
+        items, seen = [], set()
+        for stem, line in _split_ids(split_file):
+            if stem in seen:
+                problems.warn("duplicate-id", split_file, line, None, f"{stem} listed twice (kept once)")
+                continue
+            seen.add(stem)
+            items.append((str(ann / f"{stem}.xml"), str(img_dir), stem, (str(split_file), line)))
+        return items, f"VOC layout, split {split_file}"
+    if split is not None:
+        raise OdvgError(f"{root}: --split needs the VOC layout (Annotations/, ImageSets/Main/)")
+    for sub in ("VOC2007", "VOC2012"):
+        if (root / sub / "Annotations").is_dir():
+            raise OdvgError(f"{root}: a VOCdevkit folder; give one dataset, e.g. {root / sub}")
+    names = sorted(n for n in os.listdir(root) if n.lower().endswith(".xml"))
+    if not names:
+        if (root / "labels").is_dir() or (root / "data.yaml").is_file() or (root / "classes.txt").is_file():
+            raise OdvgError(f"{root}: a YOLO dataset (labels/, data.yaml or classes.txt), not Pascal VOC; "
+                            "use 'odvgkit convert yolo2odvg'")
+        raise OdvgError(f"{root}: no Pascal VOC XML files (looked in {ann} and {root})")
+    return [(str(root / n), str(root), n[:-4], (str(root / n), None)) for n in names], "flat folder of XML files"
+
+
+def voc_to_odvg(
+    root: str | Path,
+    *,
+    split: str | None = None,
+    classes: Sequence[str] | None = None,
+    drop_difficult: bool = False,
+    check_sizes: bool = False,
+    problems: ProblemLog | None = None,
+    on_files: Callable[[int], None] | None = None,
+    workers: int | None = None,
+) -> FileConversion:
+    """Convert a Pascal VOC dataset; see the module docstring for the rules.
+
+    Filenames in the records are relative to ``root`` (``JPEGImages/x.jpg``), so ``root`` is the
+    image root for ``validate --images-root`` and training.
+    """
+    root = Path(root)
+    problems = problems if problems is not None else ProblemLog()
+    items, layout = voc_items(root, split, problems)
+    images_root = root.parent if root.is_file() else root
+    folders = sorted({it[1] for it in items})
+    parser = _Parser(images_root, None if classes is None else {n: i for i, n in enumerate(classes)},
+                     drop_difficult, check_sizes, {f: listing(Path(f)) for f in folders})
+    stats: Counter[str] = Counter()
+    info = {"layout": layout}
+    chunks = map_chunks(parser, items, workers)
+    if classes is not None:
+        info["class_order"] = "as given by --classes"
+        label_map = {str(i): n for i, n in enumerate(classes)}
+        return FileConversion(info=info, records=_records(_direct(chunks, problems, stats, on_files)), label_map=label_map,
+                          stats=stats, jsonl_chunks=_direct(chunks, problems, stats, on_files), total=len(items))
+    # Labels are only known once every name was seen: parse everything now, spool the bytes.
+    spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the generator below
+    index: list[tuple[int, int, list[str]]] = []
+    names: set[str] = set()
+    try:
+        for chunk in chunks:
+            replay(chunk, problems, stats)
+            spool.write(chunk.data)
+            index.append((len(chunk.data), chunk.count, chunk.names))
+            names.update(chunk.names)
+            if on_files is not None:
+                on_files(chunk.files)
+    except BaseException:  # --strict stopped, Ctrl-C: the spool goes now, not at garbage collection
+        spool.close()
+        raise
+    ordered = sorted(names)
+    info["class_order"] = "sorted names found (no --classes)"
+    label_map = {str(i): n for i, n in enumerate(ordered)}
+    gen = _renumbered(spool, index, {n: i for i, n in enumerate(ordered)})
+    return FileConversion(info=info, records=_records(gen), label_map=label_map, stats=stats, jsonl_chunks=gen, total=len(items))
+
+
+def _direct(chunks: Iterator[Chunk], problems: ProblemLog, stats: Counter[str],
+            on_files: Callable[[int], None] | None) -> Iterator[tuple[bytes, int]]:
+    for chunk in chunks:
+        replay(chunk, problems, stats)
+        if on_files is not None:
+            on_files(chunk.files)
+        if chunk.count:
+            yield chunk.data, chunk.count
+
+
+def _renumbered(spool: IO[bytes], index: list[tuple[int, int, list[str]]],
+                label_of: dict[str, int]) -> Iterator[tuple[bytes, int]]:
+    with spool:
+        spool.seek(0)
+        for size, count, local in index:
+            data = spool.read(size)
+            if not count:
+                continue
+            # one C pass per distinct name of the chunk; the trailing comma keeps -1 apart from -12
+            for k, n in enumerate(local, 1):
+                data = data.replace(b'"label":-%d,' % k, b'"label":%d,' % label_of[n])
+            yield data, count
+
+
+def _records(chunks: Iterator[tuple[bytes, int]]) -> Iterator[dict[str, Any]]:
+    """The same records as dicts, for outputs other than JSON Lines (Parquet)."""
+    for data, _ in chunks:
+        for line in data.splitlines():
+            yield orjson.loads(line)
