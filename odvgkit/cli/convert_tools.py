@@ -1,0 +1,79 @@
+"""``odvgkit convert labelme2odvg | cvat2odvg | cityscapes2odvg | fiftyone2odvg``: annotation tools → ODVG.
+
+These add subcommands to the ``convert`` group of :mod:`odvgkit.cli.convert` (imported, so the
+group exists first); they live in their own module so each importer stays one small edit away
+from the others. Every one writes ``<output>`` and ``<output stem>_label_map.json`` together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli.convert import Output, convert_app
+
+LabelMapOut = Annotated[
+    Path | None, typer.Option("--label-map", help="Label map to write. Default: <output stem>_label_map.json beside the output.")
+]
+Classes = Annotated[
+    str | None,
+    typer.Option("--classes", help="Class order: a file with one name per line (labels.txt) or 'a,b,c'. Default: see above."),
+]
+
+
+def _write(rep, title: str, conv, out: Path, lm_path: Path, inputs: list[Path], rows: dict, problems) -> None:
+    from odvgkit.convert.base import summarise, write_conversion
+
+    with rep.progress(f"{title} → {out.name}", total=conv.total, unit="images") as advance:
+        write_conversion(conv, out, inputs=inputs, label_map_path=lm_path, on_records=advance)
+    summarise(rep, title, conv, {"output": str(out), "label_map": str(lm_path), **rows}, problems)
+    if problems.n_errors:
+        raise typer.Exit(1)
+
+
+def _class_order(classes: str | None, default: str, names: list[str]) -> str:
+    return f"--classes ({len(names)})" if classes else f"{default} ({len(names)})"
+
+
+@convert_app.command("labelme2odvg")
+def labelme2odvg(
+    root: Annotated[Path, typer.Argument(help="Folder of LabelMe / X-AnyLabeling .json files (searched recursively).")],
+    output: Output = None,
+    label_map: LabelMapOut = None,
+    classes: Classes = None,
+    images_root: Annotated[Path | None, typer.Option("--images-root", help="Folder record filenames are relative to (your data_prefix). Default: ROOT.")] = None,
+    no_images: Annotated[bool, typer.Option("--no-images", help="Do not open images: trust imageWidth/imageHeight (no size check, no missing-image check).")] = False,
+    strict: Strict = False,
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """LabelMe / X-AnyLabeling JSON → ODVG OD records + label map.
+
+    Rectangles → boxes; polygons, rotated boxes and circles → their enclosing box; lines and
+    points are counted and skipped. Image sizes come from the image headers and are checked
+    against imageWidth/imageHeight. group_id, description and difficult are kept per box.
+    Classes are --classes in that order, else every label used, sorted by name.
+
+    [bold]Examples[/bold]
+
+      odvgkit convert labelme2odvg data/labelme
+
+      odvgkit convert labelme2odvg data/labels --images-root data --classes labels.txt -o train_od.jsonl
+    """
+    from odvgkit.convert._importer import label_map_beside, read_classes
+    from odvgkit.convert.base import default_output
+    from odvgkit.convert.labelme import labelme_to_odvg
+    from odvgkit.errors import ProblemLog
+
+    rep = reporter(quiet, json_mode)
+    problems = ProblemLog(strict=strict)
+    out = output or default_output(root, "_od.json")
+    lm_path = label_map or label_map_beside(out)
+    names = read_classes(classes) if classes else None
+    conv = labelme_to_odvg(root, classes=names, images_root=images_root, read_images=not no_images,
+                           exclude=[out, lm_path], problems=problems)
+    order = _class_order(classes, "sorted by name", list(conv.label_map or {}))
+    _write(rep, "labelme2odvg", conv, out, lm_path, [root], {"class_order": order}, problems)
