@@ -77,3 +77,45 @@ def labelme2odvg(
                            exclude=[out, lm_path], problems=problems)
     order = _class_order(classes, "sorted by name", list(conv.label_map or {}))
     _write(rep, "labelme2odvg", conv, out, lm_path, [root], {"class_order": order}, problems)
+
+
+@convert_app.command("cvat2odvg")
+def cvat2odvg(
+    input: Annotated[Path, typer.Argument(help="annotations.xml of a 'CVAT for images 1.1' export.")],
+    output: Output = None,
+    label_map: LabelMapOut = None,
+    classes: Classes = None,
+    strict: Strict = False,
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """CVAT for images 1.1 XML → ODVG OD records + label map (streamed, bounded memory).
+
+    Boxes (rotated ones → enclosing box) and polygons (→ enclosing box); occluded is kept as
+    is_occluded, <attribute>s as attributes; other shapes are counted and skipped. Classes are
+    --classes, else the labels declared in <meta> in CVAT's order, else the used ones sorted.
+
+    [bold]Examples[/bold]
+
+      odvgkit convert cvat2odvg task_12/annotations.xml
+
+      odvgkit convert cvat2odvg annotations.xml --classes car,person -o train_od.jsonl
+    """
+    from odvgkit.cli._common import input_bytes
+    from odvgkit.convert._importer import label_map_beside, read_classes
+    from odvgkit.convert.base import summarise, write_conversion
+    from odvgkit.convert.cvat import cvat_classes, cvat_to_odvg
+    from odvgkit.errors import ProblemLog
+
+    rep = reporter(quiet, json_mode)
+    problems = ProblemLog(strict=strict)
+    out = output or input.with_name(input.name.removesuffix(".xml") + "_od.json")
+    lm_path = label_map or label_map_beside(out)
+    names, source = cvat_classes(input, read_classes(classes) if classes else None)
+    rows = {"class_order": f"{source} ({len(names)})"}
+    with rep.progress(f"cvat2odvg {input.name}", total=input_bytes(input), unit="bytes") as advance:
+        conv = cvat_to_odvg(input, classes=names, problems=problems, on_bytes=advance)
+        write_conversion(conv, out, inputs=[input], label_map_path=lm_path)
+    summarise(rep, "cvat2odvg", conv, {"output": str(out), "label_map": str(lm_path), **rows}, problems)
+    if problems.n_errors:
+        raise typer.Exit(1)
