@@ -111,7 +111,7 @@ def labelme_to_odvg(
     stats: Counter[str] = Counter()
     img_root = Path(images_root) if images_root is not None else root
     return Conversion(
-        records=_records(files, space, img_root, read_images, problems, stats, on_files),
+        records=_records(root, files, space, img_root, read_images, problems, stats, on_files),
         label_map=space.label_map(),
         stats=stats,
         total=len(files),
@@ -119,6 +119,7 @@ def labelme_to_odvg(
 
 
 def _records(
+    root: Path,
     files: list[Path],
     space: ClassSpace,
     img_root: Path,
@@ -157,6 +158,12 @@ def _records(
                 yield rec
         if on_files is not None:
             on_files(len(chunk))
+    if stats["files"] and stats["files"] == stats["files_skipped:not-labelme"]:
+        # nothing here is LabelMe: say what was found instead of writing an empty dataset
+        raise OdvgError(
+            f"{root}: none of the {stats['files']} .json files is a LabelMe/X-AnyLabeling file "
+            "(no 'shapes' and 'imagePath'; a COCO json goes through 'convert coco2odvg')"
+        )
 
 
 def _image_path(f: Path, doc: dict[str, Any], problems: ProblemLog) -> Path | None:
