@@ -119,3 +119,39 @@ def cvat2odvg(
     summarise(rep, "cvat2odvg", conv, {"output": str(out), "label_map": str(lm_path), **rows}, problems)
     if problems.n_errors:
         raise typer.Exit(1)
+
+
+@convert_app.command("cityscapes2odvg")
+def cityscapes2odvg(
+    root: Annotated[Path, typer.Argument(help="Cityscapes root holding gtFine/ and leftImg8bit/.")],
+    split: Annotated[str, typer.Option("--split", help="train | val.")] = "train",
+    output: Output = None,
+    label_map: LabelMapOut = None,
+    no_images: Annotated[bool, typer.Option("--no-images", help="Do not check leftImg8bit/ image sizes (trust imgWidth/imgHeight).")] = False,
+    strict: Strict = False,
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """Cityscapes gtFine polygons → ODVG OD for the 8 instance classes (MMDetection's boxes).
+
+    The polygons are painted as cityscapesScripts paints gtFine_instanceIds.png and each box is
+    the extent of an object's visible pixels, as MMDetection's cityscapes.py + coco2odvg give;
+    groups (crowd), caravan and trailer are left out and counted. Filenames are
+    <city>/<name>_leftImg8bit.png (data_prefix: leftImg8bit/<split>/).
+
+    [bold]Examples[/bold]
+
+      odvgkit convert cityscapes2odvg data/cityscapes --split train
+
+      odvgkit convert cityscapes2odvg data/cityscapes --split val -o cityscapes_val_od.jsonl
+    """
+    from odvgkit.convert._importer import label_map_beside
+    from odvgkit.convert.cityscapes import cityscapes_to_odvg
+    from odvgkit.errors import ProblemLog
+
+    rep = reporter(quiet, json_mode)
+    problems = ProblemLog(strict=strict)
+    out = output or root / f"cityscapes_{split}_od.json"
+    lm_path = label_map or label_map_beside(out)
+    conv = cityscapes_to_odvg(root, split, read_images=not no_images, problems=problems)
+    _write(rep, "cityscapes2odvg", conv, out, lm_path, [root], {"split": split}, problems)
