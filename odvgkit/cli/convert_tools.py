@@ -155,3 +155,49 @@ def cityscapes2odvg(
     lm_path = label_map or label_map_beside(out)
     conv = cityscapes_to_odvg(root, split, read_images=not no_images, problems=problems)
     _write(rep, "cityscapes2odvg", conv, out, lm_path, [root], {"split": split}, problems)
+
+
+@convert_app.command("fiftyone2odvg")
+def fiftyone2odvg(
+    root: Annotated[Path, typer.Argument(help="Dataset folder in a format FiftyOne reads.")],
+    type_name: Annotated[str, typer.Option("--type", help="FiftyOne dataset type: KITTIDetectionDataset, VOCDetectionDataset, YOLOv5Dataset, OpenLABELImageDataset, CVATImageDataset, …")],
+    output: Output = None,
+    label_map: LabelMapOut = None,
+    classes: Classes = None,
+    field: Annotated[str | None, typer.Option("--field", help="Detections field to convert when the dataset has several.")] = None,
+    images_root: Annotated[Path | None, typer.Option("--images-root", help="Folder record filenames are relative to. Default: ROOT.")] = None,
+    skip_class: Annotated[list[str] | None, typer.Option("--skip-class", help="Leave this class's boxes out, counted (e.g. KITTI's DontCare). Repeatable.")] = None,
+    db_dir: Annotated[Path | None, typer.Option("--db-dir", help="FiftyOne database folder (default: FiftyOne's own). A temporary dataset is made and deleted.")] = None,
+    strict: Strict = False,
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """Any detection format FiftyOne reads → ODVG OD records + label map (extra 'browse').
+
+    FiftyOne's relative boxes become absolute xyxy with the image size from the header. Classes
+    are --classes, else the dataset's declared classes, else every label used sorted by name.
+
+    [bold]Examples[/bold]
+
+      odvgkit convert fiftyone2odvg data/kitti/training --type KITTIDetectionDataset --skip-class DontCare
+
+      odvgkit convert fiftyone2odvg data/yolo --type YOLOv5Dataset -o yolo_train_od.jsonl
+    """
+    from odvgkit.convert._importer import label_map_beside, read_classes
+    from odvgkit.convert.base import default_output
+    from odvgkit.errors import ProblemLog, require
+
+    require("fiftyone", "browse")  # the one-line hint before any work
+    from odvgkit.browse import app as fapp
+    from odvgkit.convert.fiftyone_dir import fiftyone_to_odvg
+
+    rep = reporter(quiet, json_mode)
+    problems = ProblemLog(strict=strict)
+    out = output or default_output(root, "_od.json")
+    lm_path = label_map or label_map_beside(out)
+    names = read_classes(classes) if classes else None
+    with fapp.interrupt_on_sigterm(), fapp.database(db_dir or fapp.default_database_dir()):
+        conv, source = fiftyone_to_odvg(root, type_name, classes=names, field=field, images_root=images_root,
+                                        skip_classes=skip_class or (), problems=problems)
+        order = f"{source} ({len(conv.label_map or {})})"
+        _write(rep, "fiftyone2odvg", conv, out, lm_path, [root], {"type": type_name, "class_order": order}, problems)
