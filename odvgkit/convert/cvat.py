@@ -120,7 +120,9 @@ class _Reader:
         content = "".join(self.text)
         self.text.clear()
         if name == "name" and self.stack[-2:] == ["labels", "label"]:
-            self.declared.append(content.strip())
+            label = content.strip()
+            if label not in self.declared:  # a project export may list a label again per task
+                self.declared.append(label)
         elif name == "attribute" and self.shape is not None and self.attr_name is not None:
             self.shape["attributes"][self.attr_name] = content
             self.attr_name = None
