@@ -111,6 +111,9 @@ def test_cvat_export_converts_in_the_declared_class_order(kind, tmp_path, cli, r
     assert lm == {"0": "person", "1": "car", "2": "traffic sign"}  # CVAT's order, attribute names excluded
     s = json.loads(r.stdout)
     assert s["class_order"] == "<meta> labels (3)"
+    if kind == "task":  # extra fields (is_occluded, attributes) are valid ODVG
+        v = cli("validate", tmp_path / "annotations_od.json", "-m", tmp_path / "annotations_od_label_map.json", "-q")
+        assert v.returncode == 0, v.stderr
     assert (s["images"], s["boxes"]) == (3, 4)
     assert (s["shapes_skipped:polyline"], s["shapes_skipped:points"], s["shapes_skipped:tag"]) == (1, 1, 1)
 

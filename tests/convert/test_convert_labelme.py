@@ -97,6 +97,8 @@ def test_labelme_folder_converts_with_real_quirks(dataset, cli, read_jsonl):
     first = out.read_bytes()
     r = cli("convert", "labelme2odvg", dataset / "ann", "--images-root", dataset, "-o", out, "-q")
     assert r.returncode == 0 and out.read_bytes() == first  # deterministic, and a rerun ignores its own output
+    r = cli("validate", out, "-m", lm_path, "--images-root", dataset, "-q")
+    assert r.returncode == 0, r.stderr  # what a loader would drop or misread: nothing
 
 
 def test_classes_file_fixes_the_order_and_refuses_other_classes(dataset, cli, read_jsonl, tmp_path):
