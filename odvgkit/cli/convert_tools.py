@@ -85,6 +85,7 @@ def cvat2odvg(
     output: Output = None,
     label_map: LabelMapOut = None,
     classes: Classes = None,
+    images_root: Annotated[Path | None, typer.Option("--images-root", help="Check every image exists here and its header size matches the XML. Default: no image is read.")] = None,
     strict: Strict = False,
     quiet: Quiet = False,
     json_mode: Json = False,
@@ -114,7 +115,7 @@ def cvat2odvg(
     names, source = cvat_classes(input, read_classes(classes) if classes else None)
     rows = {"class_order": f"{source} ({len(names)})"}
     with rep.progress(f"cvat2odvg {input.name}", total=input_bytes(input), unit="bytes") as advance:
-        conv = cvat_to_odvg(input, classes=names, problems=problems, on_bytes=advance)
+        conv = cvat_to_odvg(input, classes=names, images_root=images_root, problems=problems, on_bytes=advance)
         write_conversion(conv, out, inputs=[input], label_map_path=lm_path)
     summarise(rep, "cvat2odvg", conv, {"output": str(out), "label_map": str(lm_path), **rows}, problems)
     if problems.n_errors:

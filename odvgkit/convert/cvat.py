@@ -29,6 +29,7 @@ from xml.parsers import expat
 from odvgkit.convert._importer import ClassSpace, check_box, points_box
 from odvgkit.convert.base import Conversion
 from odvgkit.errors import OdvgError, ProblemLog
+from odvgkit.images import image_size
 
 _READ = 1 << 20
 SHAPES = {"box", "polygon"}
@@ -76,8 +77,12 @@ def _parse(
 class _Reader:
     """The expat callbacks: a small state machine over ``meta/…/labels`` and ``image`` elements."""
 
-    def __init__(self, path: Path, problems: ProblemLog, space: ClassSpace | None, stats: Counter[str]) -> None:
+    def __init__(
+        self, path: Path, problems: ProblemLog, space: ClassSpace | None, stats: Counter[str],
+        images_root: Path | None = None,
+    ) -> None:
         self.path = path
+        self.images_root = images_root
         self.problems = problems
         self.space = space
         self.stats = stats
@@ -154,9 +159,30 @@ class _Reader:
             self.problems.error("bad-image-size", self.path, line, f"{where}: width/height",
                                 f"must be positive integers, got {attrs.get('width')!r}x{attrs.get('height')!r}")
             self.image_ok = False
-        if not self.image_ok:
+        if self.image_ok and self.images_root is not None:
+            self.image_ok = self._check_image(name, where, (w, h), line)  # type: ignore[arg-type]
+        elif not self.image_ok:
             self.stats["images_skipped:bad-image"] += 1
         self.image = {"filename": name, "height": h, "width": w, "detection": {"instances": []}}
+
+    def _check_image(self, name: str, where: str, size: tuple[int, int], line: int) -> bool:
+        """With ``images_root``: the image must exist and its header agree with the XML's size."""
+        image = self.images_root / name  # type: ignore[operator]
+        try:
+            header = image_size(image)
+        except OdvgError as exc:
+            missing = str(exc).endswith("image not found")
+            code = "image-not-found" if missing else "unreadable-image"
+            message = f"image {image} not found" if missing else f"unreadable image header: {image}"
+            self.problems.error(code, self.path, line, f"{where}: name", message)
+            self.stats[f"images_skipped:{code}"] += 1
+            return False
+        if header != size:
+            self.problems.error("size-mismatch", self.path, line, f"{where}: width/height",
+                                f"{size[0]}x{size[1]} in the XML but the image is {header[0]}x{header[1]}")
+            self.stats["images_skipped:size-mismatch"] += 1
+            return False
+        return True
 
     def _close_shape(self, shape: dict[str, Any]) -> None:
         attrs, line, kind = shape["attrs"], shape["line"], shape["kind"]
@@ -251,18 +277,22 @@ def cvat_to_odvg(
     path: str | Path,
     *,
     classes: Sequence[str] | None = None,
+    images_root: str | Path | None = None,
     problems: ProblemLog | None = None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> Conversion:
     """Convert one ``annotations.xml``; records flow lazily as ``<image>`` elements close.
 
-    ``classes`` fixes the label order; without it see :func:`cvat_classes`.
+    ``classes`` fixes the label order; without it see :func:`cvat_classes`. With ``images_root``
+    every image must exist there and its header size must agree with the XML (CVAT writes sizes,
+    so images are not needed otherwise).
     """
     path = Path(path)
     problems = problems if problems is not None else ProblemLog()
     space = ClassSpace(cvat_classes(path, classes)[0])
     stats: Counter[str] = Counter()
-    return Conversion(records=_records(path, space, problems, stats, on_bytes), label_map=space.label_map(), stats=stats)
+    root = Path(images_root) if images_root is not None else None
+    return Conversion(records=_records(path, space, root, problems, stats, on_bytes), label_map=space.label_map(), stats=stats)
 
 
 def _declared_or_used(path: Path) -> tuple[list[str], list[str]]:
@@ -283,9 +313,10 @@ def _declared_or_used(path: Path) -> tuple[list[str], list[str]]:
 
 
 def _records(
-    path: Path, space: ClassSpace, problems: ProblemLog, stats: Counter[str], on_bytes: Callable[[int], None] | None
+    path: Path, space: ClassSpace, images_root: Path | None, problems: ProblemLog, stats: Counter[str],
+    on_bytes: Callable[[int], None] | None,
 ) -> Iterator[dict[str, Any]]:
-    reader = _Reader(path, problems, space, stats)
+    reader = _Reader(path, problems, space, stats, images_root)
     for _ in _parse(path, reader.start, reader.end, reader.chars, on_bytes):
         yield from reader.out
         reader.out.clear()

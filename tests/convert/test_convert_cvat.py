@@ -218,3 +218,25 @@ def test_malformed_and_foreign_xml_are_named(tmp_path, cli):
     video = write(tmp_path / "video.xml", '<annotations>\n<version>1.1</version>\n<track id="0" label="car">\n</track>\n</annotations>\n')
     with pytest.raises(OdvgError, match=r"video.xml:3: <track>: a 'CVAT for video 1.1' export"):
         list(cvat_to_odvg(video, classes=["car"]).records)
+
+
+def test_images_root_checks_each_image_header(tmp_path, jpeg):
+    images = tmp_path / "images"
+    jpeg(images / "ok.jpg", (64, 48))
+    jpeg(images / "small.jpg", (32, 48))
+    (images / "junk.jpg").write_bytes(b"not a jpeg")
+    body = "".join(
+        f'  <image id="{i}" name="{n}" width="64" height="48">\n    <box label="car" occluded="0" xtl="1" ytl="1" xbr="5" ybr="5"/>\n  </image>\n'
+        for i, n in enumerate(["ok.jpg", "gone.jpg", "junk.jpg", "small.jpg"])
+    )
+    xml = write(tmp_path / "a.xml", f"<annotations>\n{body}</annotations>\n")
+    problems = ProblemLog()
+    recs = list(cvat_to_odvg(xml, classes=["car"], images_root=images, problems=problems).records)
+    assert [r["filename"] for r in recs] == ["ok.jpg"]
+    assert [p.format() for ps in problems.examples.values() for p in ps] == [
+        f"{xml}:5: image 'gone.jpg': name: image {images / 'gone.jpg'} not found",
+        f"{xml}:8: image 'junk.jpg': name: unreadable image header: {images / 'junk.jpg'}",
+        f"{xml}:11: image 'small.jpg': width/height: 64x48 in the XML but the image is 32x48",
+    ]
+    with pytest.raises(OdvgError, match=r"gone\.jpg not found"):
+        list(cvat_to_odvg(xml, classes=["car"], images_root=images, problems=ProblemLog(strict=True)).records)
