@@ -143,7 +143,7 @@ def check_box(
     wrong, which clipping would hide).
     """
     x1, y1, x2, y2 = box
-    if not all(math.isfinite(v) for v in box):
+    if not (math.isfinite(x1) and math.isfinite(y1) and math.isfinite(x2) and math.isfinite(y2)):
         problems.error("bad-coordinate", path, where, field, f"coordinate is not finite: {list(box)}")
         return False
     if min(x1, y1) < 0:

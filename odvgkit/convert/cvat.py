@@ -33,6 +33,7 @@ from odvgkit.images import image_size
 
 _READ = 1 << 20
 SHAPES = {"box", "polygon"}
+_TEXT_ELEMENTS = frozenset({"name", "attribute"})
 OTHER_SHAPES = {"polyline", "points", "mask", "cuboid", "ellipse", "skeleton", "tag"}
 
 
@@ -50,9 +51,19 @@ def _parse(
     """
     parser = expat.ParserCreate()
     parser.buffer_text = True
-    parser.StartElementHandler = lambda name, attrs: start(name, attrs, parser.CurrentLineNumber)
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = text
+
+    def on_start(name: str, attrs: dict[str, str]) -> None:
+        # text is wanted only inside <name> and <attribute>: no callback for the whitespace between
+        # the millions of other elements
+        parser.CharacterDataHandler = text if name in _TEXT_ELEMENTS else None
+        start(name, attrs, parser.CurrentLineNumber)
+
+    def on_end(name: str) -> None:
+        parser.CharacterDataHandler = None
+        end(name)
+
+    parser.StartElementHandler = on_start
+    parser.EndElementHandler = on_end
     try:
         with open(path, "rb") as fh:
             while True:
@@ -233,10 +244,15 @@ def _float(attrs: dict[str, str], key: str, problems: ProblemLog, path: Path, li
 
 
 def _box(attrs: dict[str, str], problems: ProblemLog, path: Path, line: int, where: str) -> list[float] | None:
-    vals = [_float(attrs, k, problems, path, line, where) for k in ("xtl", "ytl", "xbr", "ybr")]
-    if any(v is None for v in vals):
-        return None
-    x1, y1, x2, y2 = vals  # type: ignore[misc]
+    try:  # the common case in one step; anything odd goes through the checks that name the field
+        x1, y1, x2, y2 = float(attrs["xtl"]), float(attrs["ytl"]), float(attrs["xbr"]), float(attrs["ybr"])
+        if not (math.isfinite(x1) and math.isfinite(y1) and math.isfinite(x2) and math.isfinite(y2)):
+            raise ValueError
+    except (KeyError, ValueError):
+        vals = [_float(attrs, k, problems, path, line, where) for k in ("xtl", "ytl", "xbr", "ybr")]
+        if any(v is None for v in vals):
+            return None
+        x1, y1, x2, y2 = vals  # type: ignore[misc]
     rotation = attrs.get("rotation")
     if rotation is None:
         return [x1, y1, x2, y2]
