@@ -167,6 +167,7 @@ def fiftyone2odvg(
     classes: Classes = None,
     field: Annotated[str | None, typer.Option("--field", help="Detections field to convert when the dataset has several.")] = None,
     images_root: Annotated[Path | None, typer.Option("--images-root", help="Folder record filenames are relative to. Default: ROOT.")] = None,
+    arg: Annotated[list[str] | None, typer.Option("--arg", help="KEY=VALUE passed to FiftyOne's importer, e.g. split=train (YOLOv5). Repeatable.")] = None,
     skip_class: Annotated[list[str] | None, typer.Option("--skip-class", help="Leave this class's boxes out, counted (e.g. KITTI's DontCare). Repeatable.")] = None,
     db_dir: Annotated[Path | None, typer.Option("--db-dir", help="FiftyOne database folder (default: FiftyOne's own). A temporary dataset is made and deleted.")] = None,
     strict: Strict = False,
@@ -182,7 +183,7 @@ def fiftyone2odvg(
 
       odvgkit convert fiftyone2odvg data/kitti/training --type KITTIDetectionDataset --skip-class DontCare
 
-      odvgkit convert fiftyone2odvg data/yolo --type YOLOv5Dataset -o yolo_train_od.jsonl
+      odvgkit convert fiftyone2odvg data/yolo --type YOLOv5Dataset --arg split=train -o yolo_train_od.jsonl
     """
     from odvgkit.convert._importer import label_map_beside, read_classes
     from odvgkit.convert.base import default_output
@@ -190,15 +191,16 @@ def fiftyone2odvg(
 
     require("fiftyone", "browse")  # the one-line hint before any work
     from odvgkit.browse import app as fapp
-    from odvgkit.convert.fiftyone_dir import fiftyone_to_odvg
+    from odvgkit.convert.fiftyone_dir import fiftyone_to_odvg, parse_importer_args
 
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
     out = output or default_output(root, "_od.json")
     lm_path = label_map or label_map_beside(out)
     names = read_classes(classes) if classes else None
+    importer_args = parse_importer_args(arg or [])
     with fapp.interrupt_on_sigterm(), fapp.database(db_dir or fapp.default_database_dir()):
         conv, source = fiftyone_to_odvg(root, type_name, classes=names, field=field, images_root=images_root,
-                                        skip_classes=skip_class or (), problems=problems)
+                                        skip_classes=skip_class or (), importer_args=importer_args, problems=problems)
         order = f"{source} ({len(conv.label_map or {})})"
         _write(rep, "fiftyone2odvg", conv, out, lm_path, [root], {"type": type_name, "class_order": order}, problems)

@@ -47,6 +47,26 @@ def dataset_type(fo: Any, name: str) -> Any:
     return t
 
 
+def parse_importer_args(items: Sequence[str]) -> dict[str, Any]:
+    """``["split=train", "include_all_data=true"]`` → ``{"split": "train", "include_all_data": True}``.
+
+    A value that parses as JSON (numbers, true/false, lists) is passed as that; anything else as
+    the string.
+    """
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise OdvgError(f"--arg {item!r}: expected KEY=VALUE (a keyword of FiftyOne's importer)", exit_code=2)
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
 def fiftyone_to_odvg(
     root: str | Path,
     type_name: str,
@@ -55,13 +75,15 @@ def fiftyone_to_odvg(
     field: str | None = None,
     images_root: str | Path | None = None,
     skip_classes: Sequence[str] = (),
+    importer_args: dict[str, Any] | None = None,
     problems: ProblemLog | None = None,
 ) -> tuple[Conversion, str]:
     """Load ``root`` with FiftyOne as ``type_name``; returns the conversion and the class-order source.
 
     Must run inside :func:`odvgkit.browse.app.database` (FiftyOne needs its database); the records
     must be consumed inside it too. Boxes of ``skip_classes`` (KITTI's ``DontCare`` regions, say)
-    are counted and left out, and those classes are not in the label map.
+    are counted and left out, and those classes are not in the label map. ``importer_args`` go to
+    FiftyOne's importer (``split="train"`` for YOLOv5, ``labels_path=…``).
     """
     fo = require("fiftyone", "browse")
     root = Path(root)
@@ -72,7 +94,8 @@ def fiftyone_to_odvg(
     name = f"odvgkit-import-{uuid.uuid4().hex}"
     try:
         # progress=False: FiftyOne draws its bar on stdout, where --json output goes
-        ds = fo.Dataset.from_dir(dataset_dir=str(root), dataset_type=kind, name=name, persistent=False, progress=False)
+        ds = fo.Dataset.from_dir(dataset_dir=str(root), dataset_type=kind, name=name, persistent=False, progress=False,
+                                   **(importer_args or {}))
     except OdvgError:
         raise
     except Exception as exc:  # FiftyOne's importers raise anything: one line naming the format

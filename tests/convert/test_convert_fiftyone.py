@@ -110,3 +110,25 @@ def test_missing_extra_is_one_line(tmp_path, cli):
     assert r.returncode == 3
     assert r.stderr.splitlines() == [
         "odvgkit: error: fiftyone is not installed; install the 'browse' extra: pip install 'odvgkit[browse]'"]
+
+
+def test_yolov5_keeps_the_declared_class_order_and_takes_importer_args(tmp_path, in_process_db):
+    from odvgkit.convert.fiftyone_dir import fiftyone_to_odvg, parse_importer_args
+
+    root = tmp_path / "yolo"
+    for split, rows in (("train", "1 0.5 0.5 0.2 0.4\n0 0.25 0.5 0.1 0.2\n"), ("val", "0 0.5 0.5 0.5 0.5\n")):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        Image.new("RGB", (100, 50)).save(root / "images" / split / f"{split}.jpg")
+        (root / "labels" / split / f"{split}.txt").write_text(rows)
+    (root / "dataset.yaml").write_text("path: .\ntrain: ./images/train/\nval: ./images/val/\nnames:\n  0: zebra\n  1: apple\n")
+    args = parse_importer_args(["split=train"])
+    assert args == {"split": "train"} and parse_importer_args(["max_samples=3"]) == {"max_samples": 3}
+    conv, source = fiftyone_to_odvg(root, "YOLOv5Dataset", importer_args=args, problems=ProblemLog(strict=True))
+    # YOLO: centre x, centre y, w, h relative → x1 = (cx - w/2) W …
+    assert list(conv.records) == [{"filename": "images/train/train.jpg", "height": 50, "width": 100, "detection": {"instances": [
+        {"bbox": [40.0, 15.0, 60.0, 35.0], "label": 1, "category": "apple"},
+        {"bbox": [20.0, 20.0, 30.0, 30.0], "label": 0, "category": "zebra"}]}}]
+    assert conv.label_map == {"0": "zebra", "1": "apple"} and source == "the dataset's classes"
+    with pytest.raises(OdvgError, match="expected KEY=VALUE"):
+        parse_importer_args(["split"])
