@@ -8,23 +8,32 @@ from the others. Every one writes ``<output>`` and ``<output stem>_label_map.jso
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from odvgkit.cli._common import Json, Quiet, Strict, reporter
 from odvgkit.cli.convert import Output, convert_app
 
+if TYPE_CHECKING:
+    from odvgkit.convert.base import Conversion
+    from odvgkit.errors import ProblemLog
+    from odvgkit.report import Reporter
+
 LabelMapOut = Annotated[
     Path | None, typer.Option("--label-map", help="Label map to write. Default: <output stem>_label_map.json beside the output.")
 ]
 Classes = Annotated[
     str | None,
-    typer.Option("--classes", help="Class order: a file with one name per line (labels.txt) or 'a,b,c'. Default: see above."),
+    typer.Option("--classes", help="Class order: a file with one name per line (labels.txt) or 'a,b,c'. Default: the format's own class list, else the labels used, sorted by name."),
 ]
 
 
-def _write(rep, title: str, conv, out: Path, lm_path: Path, inputs: list[Path], rows: dict, problems) -> None:
+def _write(
+    rep: Reporter, title: str, conv: Conversion, out: Path, lm_path: Path, inputs: list[Path],
+    rows: dict[str, Any], problems: ProblemLog,
+) -> None:
+    """Records and label map together (atomically), then the summary; exit 1 if records were bad."""
     from odvgkit.convert.base import summarise, write_conversion
 
     with rep.progress(f"{title} → {out.name}", total=conv.total, unit="images") as advance:
