@@ -64,7 +64,6 @@ LABELS = [
     CsLabel("bicycle", 33, True, False), CsLabel("license plate", -1, False, True),
 ]
 NAME2LABEL = {lab.name: lab for lab in LABELS}
-ID2LABEL = {lab.id: lab for lab in LABELS}
 # the categories upstream writes: instance classes not ignored in evaluation, in id order
 CLASSES = [lab.name for lab in sorted(LABELS, key=lambda x: x.id) if lab.has_instances and not lab.ignore_in_eval]
 _LABEL_OF_ID = {NAME2LABEL[n].id: i for i, n in enumerate(CLASSES)}  # class id → 0-based label
