@@ -137,6 +137,8 @@ def _records(
             if doc is None:
                 stats["files_skipped:malformed"] += 1
                 continue
+            if isinstance(doc, dict):
+                doc.pop("imageData", None)  # the embedded image (MBs of base64) is never needed
             if not _is_labelme(doc):
                 problems.warn("not-labelme", f, None, None, "not a LabelMe/X-AnyLabeling file (no 'shapes' and 'imagePath'); skipped")
                 stats["files_skipped:not-labelme"] += 1
