@@ -11,8 +11,9 @@ re-exported or re-encoded image can differ; the loader decodes the real image. T
 (EXIF aware, as the tools display it) is checked against the JSON and a mismatch is reported,
 because then the box coordinates belong to another image. ``read_images=False`` trusts the JSON.
 
-Files are visited in sorted path order and each is parsed on its own, so memory is one file at a
-time (``imageData`` included) and output is deterministic. Without ``--classes`` the class list is
+Files are visited in sorted path order and each is parsed on its own, its embedded ``imageData``
+dropped at once; records flow a chunk of 64 files at a time (their image headers are read in
+parallel threads), so memory does not grow with the folder and output is deterministic. Without ``--classes`` the class list is
 every label used, sorted by name, which needs one extra parsing pass before records flow.
 """
 
