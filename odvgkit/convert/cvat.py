@@ -217,7 +217,7 @@ class _Reader:
         if occluded is not None:
             inst["is_occluded"] = occluded not in ("0", "false", "False", "")
         if shape["attributes"]:
-            inst["attributes"] = dict(sorted(shape["attributes"].items()))
+            inst["attributes"] = shape["attributes"]  # in XML order
         self.image["detection"]["instances"].append(inst)
 
 
