@@ -58,5 +58,39 @@ def coco(
         raise typer.Exit(1)
 
 
+@export_app.command("odvg")
+def odvg(
+    input: Annotated[Path, typer.Argument(help="ODVG file (.jsonl/.json[.gz]/.parquet), OD or VG.")],
+    output: Annotated[Path, typer.Argument(help="ODVG file to write, in the dialect's layout.")],
+    dialect: Annotated[str, typer.Option("--dialect", help="mmdet (as is) | ogd (Open-GroundingDino) | tao (NVIDIA TAO).")] = "mmdet",
+    strict: Strict = False,
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """ODVG → the ODVG dialect another reader loads: MMDetection, Open-GroundingDino or NVIDIA TAO.
+
+    ogd: one box per VG region (a region with several boxes becomes several regions, same
+    phrase and tokens_positive) and string phrases. tao: the same, with file_name instead of
+    filename. OD records are the same for all three (the label map is used as is).
+
+    [bold]Examples[/bold]
+
+      odvgkit export odvg flickr_train_vg.json flickr_train_ogd.jsonl --dialect ogd
+
+      odvgkit export odvg train_od.json train_tao.jsonl --dialect tao
+    """
+    from odvgkit.convert.export_odvg import export_odvg
+    from odvgkit.errors import ProblemLog
+
+    rep = reporter(quiet, json_mode)
+    problems = ProblemLog(strict=strict)
+    with rep.progress(f"export {input.name}") as advance:
+        stats = export_odvg(input, output, dialect, problems=problems, on_record=advance)
+    rows = {k: v for k, v in sorted(stats.items()) if v or ":" not in k}
+    rep.summary(f"export odvg --dialect {dialect}", {"output": str(output), **rows}, problems)
+    if problems.n_errors:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(export_app, name="export", rich_help_panel="Convert")

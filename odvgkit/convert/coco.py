@@ -63,6 +63,7 @@ class CocoImage(msgspec.Struct, gc=False):
 class CocoCategory(msgspec.Struct, gc=False):
     id: Int64
     name: str
+    supercategory: Any = None  # any JSON value: only compared, never required to be a string
 
 
 class CocoAnnotation(msgspec.Struct, gc=False):
@@ -140,8 +141,13 @@ def coco_to_odvg(
     # fields it knows); ``export coco`` gives it back. Off by default: upstream's records have no id.
     image_ids: bool = False,
     on_bytes: Callable[[int], None] | None = None,
+    drop_roboflow_root: bool = True,
 ) -> Conversion:
-    """Convert one COCO-style instances file; the input is read completely before records flow."""
+    """Convert one COCO-style instances file; the input is read completely before records flow.
+
+    ``drop_roboflow_root``: leave out the extra root category Roboflow exports carry (see
+    :func:`roboflow_root`), so the real classes keep labels ``0..K-1``.
+    """
     if dataset not in DATASETS:
         raise OdvgError(f"unknown dataset flavour {dataset!r}; choose one of {', '.join(DATASETS)}")
     path = Path(path)
@@ -172,6 +178,15 @@ def coco_to_odvg(
             raise OdvgError(f"{path}: missing top-level key {required!r} (not a COCO instances file?)")
 
     stats: Counter[str] = Counter()
+    root = roboflow_root(categories, cols) if drop_roboflow_root else None
+    if root is not None:
+        categories = [c for c in categories if c is not root]
+        stats["categories_dropped:roboflow-root"] = 1
+        problems.warn(
+            "roboflow-root-category", path, f"categories[id={root.id}]", "name",
+            f"{root.name!r} has no annotations and is the supercategory of every other category "
+            "(a Roboflow export's root): left out of the label map",
+        )
     label_map, cat_ids = _label_map(path, categories)
     plan = _plan(path, dataset, images, cols, cat_ids, problems, stats)
     names = [label_map[str(i)] for i in range(len(label_map))]
@@ -182,6 +197,28 @@ def coco_to_odvg(
         jsonl_chunks=_jsonl_chunks(plan, names, dataset, stats, image_ids),
         total=len(plan.images),
     )
+
+
+def roboflow_root(categories: list[CocoCategory], cols: Columns) -> CocoCategory | None:
+    """The extra root category of a Roboflow COCO export, or None.
+
+    Roboflow writes its project name as category 0 (``{"id": 0, "name": "cells-dyCz",
+    "supercategory": "none"}``) and every real class with ``"supercategory": "cells-dyCz"``.
+    Upstream keeps it, so every real class is shifted to label 1..K and the prompt gains a
+    class no box ever has. It is recognised only when all three hold: its name is the
+    supercategory of every other category, it is not its own supercategory, and no annotation
+    uses it (COCO's own ``person``/``person`` is used, so it never matches).
+    """
+    if len(categories) < 2:
+        return None
+    supers = {c.supercategory for c in categories}
+    for cand in categories:
+        if cand.name not in supers or cand.supercategory == cand.name:
+            continue
+        if all(c.supercategory == cand.name for c in categories if c is not cand):
+            used = any(bool((part == cand.id).any()) for part in cols.parts["category_id"])
+            return None if used else cand
+    return None
 
 
 def _label_map(path: Path, categories: list[CocoCategory]) -> tuple[dict[str, str], np.ndarray]:
