@@ -1,0 +1,91 @@
+"""Small generated datasets in the layouts the benchmark suites expect (tests, demos, benchmarks).
+
+:func:`make_d3_root` writes a D³-shaped root (``d3_images/``, ``d3_json/`` FULL/PRES/ABS COCO files,
+``d3_pkl/`` pickles with numpy arrays as D³'s are) from the coloured-box demo images, so the whole
+``convert dod2odvg`` → ``eval --metric dod`` path runs without the real download.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from odvgkit_train.demo import COLOURS
+
+# (sentence, is_negative): the lengths cover the short (1–3 words), middle (4–6) and long (7–9)
+# buckets; none is ≥ 10 words, so the very-long bucket is empty (reported as n/a)
+D3_SENTENCES: list[tuple[str, bool]] = [
+    ("red box", False),
+    ("a blue box on noise", False),
+    ("a green box lying somewhere on the noisy image", False),
+    ("box that is not red", True),
+    ("blue box", False),
+    ("a box without any green", True),
+]
+D3_GROUPS = {1: [1, 2, 4], 2: [3, 5, 6]}  # group → sentence ids (its prompt)
+
+
+def _matches(sid: int, colour: str) -> bool:
+    return {1: colour == "red box", 2: colour == "blue box", 3: colour == "green box", 4: colour != "red box",
+            5: colour == "blue box", 6: colour != "green box"}[sid]
+
+
+def make_d3_root(root: str | Path, n_images: int = 8, size: int = 96, seed: int = 0) -> Path:
+    """A D³-layout root of ``n_images`` generated images; returns the root."""
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)
+    root = Path(root)
+    (root / "d3_images").mkdir(parents=True, exist_ok=True)
+    (root / "d3_json").mkdir(exist_ok=True)
+    (root / "d3_pkl").mkdir(exist_ok=True)
+    names = list(COLOURS)
+    images: dict[int, dict[str, Any]] = {}
+    anns: dict[int, dict[str, Any]] = {}
+    coco_images, coco_anns = [], []
+    for i in range(n_images):
+        img_id = i
+        gid = 1 + i % 2
+        w, h = size + rng.randrange(0, size // 3), size
+        img = Image.new("RGB", (w, h), tuple(rng.randrange(90, 160) for _ in range(3)))
+        draw = ImageDraw.Draw(img)
+        name = f"group{gid}/img_{i:04d}.jpg"
+        (root / "d3_images" / f"group{gid}").mkdir(exist_ok=True)
+        anno_ids = []
+        for _ in range(rng.randint(1, 2)):
+            colour = names[rng.randrange(len(names))]
+            bw, bh = rng.randrange(w // 4, w // 2), rng.randrange(h // 4, h // 2)
+            x1, y1 = rng.randrange(0, w - bw), rng.randrange(0, h - bh)
+            draw.rectangle([x1, y1, x1 + bw - 1, y1 + bh - 1], fill=COLOURS[colour])
+            sids = [s for s in D3_GROUPS[gid] if _matches(s, colour)]
+            if not sids:
+                continue
+            aid = len(anns) + 1
+            anns[aid] = {"id": aid, "sent_id": sids, "image_id": img_id, "group_id": gid, "iscrowd": 0,
+                         "bbox": np.array([[x1, y1, bw, bh]], dtype=np.float64), "area": bw * bh}
+            anno_ids.append(aid)
+            for s in sids:
+                coco_anns.append({"id": len(coco_anns) + 1, "image_id": img_id, "category_id": s,
+                                  "bbox": [float(x1), float(y1), float(bw), float(bh)], "area": float(bw * bh), "iscrowd": 0})
+        img.save(root / "d3_images" / name, quality=95)
+        images[img_id] = {"id": img_id, "file_name": name, "height": h, "width": w, "anno_id": anno_ids, "group_id": gid}
+        coco_images.append({"id": img_id, "file_name": name, "height": h, "width": w})
+    sents = {sid: {"id": sid, "raw_sent": s, "is_negative": neg, "anno_id": [a for a, v in anns.items() if sid in v["sent_id"]],
+                   "group_id": [g for g, ss in D3_GROUPS.items() if sid in ss]}
+             for sid, (s, neg) in enumerate(D3_SENTENCES, 1)}
+    groups = {g: {"id": g, "inner_sent_id": np.array(ss, dtype=np.int64), "img_id": [i for i, v in images.items() if v["group_id"] == g],
+                  "group_name": f"group{g}"} for g, ss in D3_GROUPS.items()}
+    for fname, obj in (("images.pkl", images), ("annotations.pkl", anns), ("sentences.pkl", sents), ("groups.pkl", groups)):
+        with (root / "d3_pkl" / fname).open("wb") as fh:
+            pickle.dump(obj, fh, protocol=2)
+    for setting, keep in (("full", lambda n: True), ("pres", lambda n: not n), ("abs", lambda n: n)):
+        cats = [{"id": sid, "name": s} for sid, (s, neg) in enumerate(D3_SENTENCES, 1) if keep(neg)]
+        ids = {c["id"] for c in cats}
+        doc = {"images": coco_images, "annotations": [a for a in coco_anns if a["category_id"] in ids], "categories": cats}
+        (root / "d3_json" / f"d3_{setting}_annotations.json").write_text(json.dumps(doc))
+    return root
