@@ -345,3 +345,66 @@ def lvis_fixed_ap(gts: list[Record], preds: list[Record], label_map: dict[str, s
             out[f"AP{f}"] = float(np.mean(rows)) if rows else NA
     out["classes"] = float(len(per_cat_ap))
     return out
+
+
+# ------------------------------------------------------------------------------------------ D³
+DOD_BUCKETS = (("short", 1, 3), ("middle", 4, 6), ("long", 7, 9), ("very_long", 10, 10**9))
+
+
+def dod_length_buckets(names: dict[int, str], per_cat_ap: dict[int, float]) -> dict[str, float]:
+    """Unweighted mean AP of the sentences of each length (words split on single spaces, as D³).
+
+    A bucket with no sentence that has ground truth is :data:`NA` (D³'s script and MMDetection divide
+    by zero there).
+    """
+    out = {}
+    for bucket, lo, hi in DOD_BUCKETS:
+        aps = [ap for c, ap in per_cat_ap.items() if lo <= len(names[c].split(" ")) <= hi]
+        out[bucket] = float(np.mean(aps)) if aps else NA
+    return out
+
+
+def dod_map(gts: list[Record], preds: list[Record], label_map: dict[str, str], settings: dict[str, Any],
+            backend: str = "auto") -> dict[str, float]:
+    """D³ mAP per setting (FULL/PRES/ABS) and by sentence length, from *one* set of predictions.
+
+    Each setting is COCO evaluation restricted to its sentences (categories) and images, exactly as
+    D³'s official script runs pycocotools on ``d3_{full,pres,abs}_annotations.json``; a sentence's AP
+    is the mean of its precision over IoU thresholds and recall points (``precision[..., 0, -1] > -1``).
+    Keys: ``FULL``, ``FULL/short``, ``FULL/middle``, ``FULL/long``, ``FULL/very_long``, and so on.
+    """
+    out: dict[str, float] = {}
+    for name, setting in settings.items():
+        labels = {int(v) for v in setting["labels"]}
+        image_ids = {int(v) for v in setting["image_ids"]}
+        keep = [i for i, g in enumerate(gts) if int(g["dod"]["image_id"]) in image_ids]
+
+        def restrict(rec: Record) -> Record:
+            insts = [x for x in (rec.get("detection") or {}).get("instances", []) if int(x["label"]) in labels]
+            return {**rec, "detection": {"instances": insts}}
+
+        sub_gts = [restrict(gts[i]) for i in keep]
+        sub_preds = [restrict(preds[i]) for i in keep]
+        lm = {str(c): label_map[str(c)] for c in sorted(labels)}
+        gt, dets = coco_dicts(sub_gts, sub_preds, lm)
+        ev = coco_evaluate(gt, dets, backend)
+        precision = ev.eval["precision"][:, :, :, 0, -1]
+        per_cat: dict[int, float] = {}
+        for k, cat in enumerate(ev.params.catIds):
+            p = precision[:, :, k]
+            if (p > -1).any():
+                per_cat[int(cat)] = float(p[p > -1].mean())
+        out[name] = float(ev.stats[0])
+        names = {int(c): n for c, n in lm.items()}
+        for bucket, value in dod_length_buckets(names, per_cat).items():
+            out[f"{name}/{bucket}"] = value
+    return out
+
+
+def na_for_table(result: Any) -> Any:
+    """A copy of a result (dicts/lists nested) with undefined metrics as the string ``n/a``."""
+    if isinstance(result, dict):
+        return {k: na_for_table(v) for k, v in result.items()}
+    if isinstance(result, list):
+        return [na_for_table(v) for v in result]
+    return "n/a" if isinstance(result, float) and is_na(result) else result
