@@ -47,6 +47,7 @@ _NUMPY = {
     ("numpy", "ndarray"), ("numpy", "dtype"),
     ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol-5 arrays
 }
 
 
@@ -68,12 +69,14 @@ class SafeUnpickler(pickle.Unpickler):
             import numpy as np
 
             core = np._core if hasattr(np, "_core") else np.core  # numpy 1 pickles name numpy.core
-            return getattr(core.multiarray, name) if module != "numpy" else getattr(np, name)
+            if module == "numpy":
+                return getattr(np, name)
+            return getattr(core.numeric if module.endswith("numeric") else core.multiarray, name)
         if module == "numpy.dtypes" and name.endswith("DType"):
             return super().find_class(module, name)
         if module == "_codecs" and name == "encode":
             return _latin1_encode
-        raise pickle.UnpicklingError(f"refused global {module}.{name} (only builtins and numpy arrays are allowed)")
+        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed (only builtins and numpy arrays; a pickle can run code)")
 
 
 def safe_load_pickle(path: Path) -> Any:
@@ -84,7 +87,7 @@ def safe_load_pickle(path: Path) -> Any:
     except FileNotFoundError:
         raise OdvgError(f"{path}: no such pickle") from None
     except pickle.UnpicklingError as exc:
-        raise OdvgError(f"{path}: unsafe or unreadable pickle: {exc}") from None
+        raise OdvgError(f"{path}: refused: {exc}") from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, ImportError) as exc:
         raise OdvgError(f"{path}: not a readable pickle: {type(exc).__name__}: {exc}") from None
 
