@@ -364,6 +364,11 @@ def dod_length_buckets(names: dict[int, str], per_cat_ap: dict[int, float]) -> d
     return out
 
 
+def _restrict(rec: Record, labels: set[int]) -> Record:
+    insts = [x for x in (rec.get("detection") or {}).get("instances", []) if int(x["label"]) in labels]
+    return {**rec, "detection": {"instances": insts}}
+
+
 def dod_map(gts: list[Record], preds: list[Record], label_map: dict[str, str], settings: dict[str, Any],
             backend: str = "auto") -> dict[str, float]:
     """D³ mAP per setting (FULL/PRES/ABS) and by sentence length, from *one* set of predictions.
@@ -379,12 +384,8 @@ def dod_map(gts: list[Record], preds: list[Record], label_map: dict[str, str], s
         image_ids = {int(v) for v in setting["image_ids"]}
         keep = [i for i, g in enumerate(gts) if int(g["dod"]["image_id"]) in image_ids]
 
-        def restrict(rec: Record) -> Record:
-            insts = [x for x in (rec.get("detection") or {}).get("instances", []) if int(x["label"]) in labels]
-            return {**rec, "detection": {"instances": insts}}
-
-        sub_gts = [restrict(gts[i]) for i in keep]
-        sub_preds = [restrict(preds[i]) for i in keep]
+        sub_gts = [_restrict(gts[i], labels) for i in keep]
+        sub_preds = [_restrict(preds[i], labels) for i in keep]
         lm = {str(c): label_map[str(c)] for c in sorted(labels)}
         gt, dets = coco_dicts(sub_gts, sub_preds, lm)
         ev = coco_evaluate(gt, dets, backend)
