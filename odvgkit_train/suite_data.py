@@ -89,3 +89,97 @@ def make_d3_root(root: str | Path, n_images: int = 8, size: int = 96, seed: int 
         doc = {"images": coco_images, "annotations": [a for a in coco_anns if a["category_id"] in ids], "categories": cats}
         (root / "d3_json" / f"d3_{setting}_annotations.json").write_text(json.dumps(doc))
     return root
+
+
+def make_coco_style(path: Path, images_dir: Path, n_images: int, seed: int, prefix: str = "") -> Path:
+    """A COCO annotation file of ``n_images`` generated coloured-box images (written into ``images_dir``)."""
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)
+    names = list(COLOURS)
+    images_dir.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imgs, anns = [], []
+    for i in range(n_images):
+        w, h = 96 + rng.randrange(0, 32), 96
+        img = Image.new("RGB", (w, h), tuple(rng.randrange(90, 160) for _ in range(3)))
+        draw = ImageDraw.Draw(img)
+        name = f"{prefix}img_{seed}_{i:03d}.jpg"
+        for _ in range(rng.randint(1, 2)):
+            c = rng.randrange(len(names))
+            bw, bh = rng.randrange(w // 4, w // 2), rng.randrange(h // 4, h // 2)
+            x1, y1 = rng.randrange(0, w - bw), rng.randrange(0, h - bh)
+            draw.rectangle([x1, y1, x1 + bw - 1, y1 + bh - 1], fill=COLOURS[names[c]])
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": c + 1, "bbox": [x1, y1, bw, bh],
+                         "area": bw * bh, "iscrowd": 0})
+        img.save(images_dir / name, quality=95)
+        imgs.append({"id": i + 1, "file_name": name, "height": h, "width": w})
+    cats = [{"id": i + 1, "name": n, "supercategory": "box"} for i, n in enumerate(names)]
+    path.write_text(json.dumps({"images": imgs, "annotations": anns, "categories": cats}))
+    return path
+
+
+def make_odinw_root(root: str | Path, suite: str = "odinw13", n_images: int = 2) -> Path:
+    """Every dataset folder of an ODinW suite with generated images, converted as docs/train.md says."""
+    from odvgkit.convert.base import default_output, write_conversion
+    from odvgkit.convert.coco import coco_to_odvg
+    from odvgkit_train.suites import ODINW13, ODINW35
+
+    root = Path(root)
+    for k, (_, sub, ann_rel, img) in enumerate(ODINW13 if suite == "odinw13" else ODINW35):
+        ann = make_coco_style(root / sub / ann_rel, root / sub / img, n_images, seed=k)
+        conv = coco_to_odvg(ann, dataset="coco")
+        write_conversion(conv, default_output(ann, "_od.json"), inputs=[ann],
+                         label_map_path=ann.with_name(ann.name[:-5] + "_label_map.json"))
+    return root
+
+
+def make_vg_suite_root(root: str | Path, suite: str, n_images: int = 4, seed: int = 0) -> Path:
+    """A refexp / grefcoco / flickr30k suite root: generated images and the VG files the converters write.
+
+    refexp: one record per box ("red box"); grefcoco: one record per colour present (all its boxes)
+    plus a no-target record per image; flickr30k: one caption per image with a region per box.
+    """
+    from odvgkit.io import write_records
+    from odvgkit_train.demo import make_demo_dataset
+
+    root = Path(root)
+    folder = "flickr30k_images" if suite == "flickr30k" else "train2014"
+    demo = make_demo_dataset(root / "_gen", n_images=n_images, size=96, seed=seed)
+    (root / folder).mkdir(parents=True, exist_ok=True)
+    od = [json.loads(x) for x in demo.od_file.read_text().splitlines()]
+    vg = [json.loads(x) for x in demo.vg_file.read_text().splitlines()]
+    for rec in od:
+        (demo.image_root / rec["filename"]).replace(root / folder / rec["filename"])
+    for p in (demo.od_file, demo.vg_file, demo.label_map):
+        p.unlink()
+    for p in sorted((root / "_gen").rglob("*"), reverse=True):
+        p.rmdir() if p.is_dir() else p.unlink()
+    (root / "_gen").rmdir()
+    if suite == "flickr30k":
+        for split, part in (("val", vg[: n_images // 2]), ("test", vg[n_images // 2:])):
+            write_records(root / f"final_flickr_separateGT_{split}_vg.json", part)
+        return root
+
+    def expr(rec: dict[str, Any], text: str, boxes: list[list[float]], **extra: Any) -> dict[str, Any]:
+        regions = [{"bbox": boxes if len(boxes) > 1 else boxes[0], "phrase": text, "tokens_positive": [[0, len(text)]]}] if boxes else []
+        return {"filename": rec["filename"], "height": rec["height"], "width": rec["width"],
+                "grounding": {"caption": text, "regions": regions}, **extra}
+
+    if suite == "refexp":
+        recs = [expr(r, i["category"], [i["bbox"]]) for r in od for i in r["detection"]["instances"]]
+        for ds in ("refcoco", "refcoco+", "refcocog"):
+            for split in (("val", "test") if ds == "refcocog" else ("val", "testA", "testB")):
+                write_records(root / f"finetune_{ds}_{split}_vg.json", recs)
+        return root
+    recs = []
+    for r in od:
+        by_colour: dict[str, list[list[float]]] = {}
+        for i in r["detection"]["instances"]:
+            by_colour.setdefault(i["category"], []).append(i["bbox"])
+        recs += [expr(r, c, b) for c, b in by_colour.items()]
+        absent = next(c for c in COLOURS if c not in by_colour)
+        recs.append(expr(r, absent, [], no_target=True))
+    for split in ("val", "testA", "testB"):
+        write_records(root / f"grefcoco_{split}_vg.json", recs)
+    return root
