@@ -173,13 +173,14 @@ def lvis_frequencies(path: Path) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------ cache
-def _file_key(path: Path) -> dict[str, Any]:
+def _file_key(path: Path, with_path: bool = True) -> dict[str, Any]:
     st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"path": str(path.resolve()) if with_path else None, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def cache_key(entry: Entry, checkpoint: Path, options: dict[str, Any]) -> str:
-    doc = {"checkpoint": _file_key(checkpoint), "data": _file_key(entry.data), "metric": entry.metric,
+    """Same checkpoint file (size, mtime: a copy made with its times kept counts), same data, same options."""
+    doc = {"checkpoint": _file_key(checkpoint, with_path=False), "data": _file_key(entry.data), "metric": entry.metric,
            "label_map": _file_key(entry.label_map) if entry.label_map else None, **options}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 

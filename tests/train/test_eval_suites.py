@@ -1,0 +1,152 @@
+"""``odvgkit eval --suite``: the guide's tables in one command, cached and resumable, bad roots refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from odvgkit.io import read_label_map
+from odvgkit_train import metrics as M
+from odvgkit_train.suite_data import make_odinw_root, make_vg_suite_root
+from odvgkit_train.suites import ODINW13, entries
+
+from .conftest import run_cli
+
+
+def _one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("odvgkit: error:")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def _suite(suite: str, root: Path, ckpt: Path, bert: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run_cli("eval", "--suite", suite, str(root), "--checkpoint", str(ckpt), "--text-encoder", str(bert), "--json",
+                   *extra, check=check)
+
+
+def _summary(proc: subprocess.CompletedProcess[str]) -> dict:
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _cached(summary: dict, name: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_+" else "_" for c in name)
+    (hit,) = Path(summary["cache"]).glob(f"{safe}.*.preds.jsonl")
+    return hit
+
+
+@pytest.fixture(scope="module")
+def odinw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_odinw_root(tmp_path_factory.mktemp("odinw") / "odinw", "odinw13", n_images=2)
+
+
+@pytest.fixture(scope="module")
+def odinw_run(odinw: Path, trained, bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """One odinw13 suite run of the trained tiny model: (checkpoint copy, markdown, --json summary)."""
+    work = tmp_path_factory.mktemp("odinw_run")
+    ckpt = work / "ckpt.pth"
+    shutil.copy2(trained.checkpoint, ckpt)
+    md = work / "odinw13.md"
+    return ckpt, md, _summary(_suite("odinw13", odinw, ckpt, bert_dir, "--markdown", str(md)))
+
+
+def test_odinw13_suite_table_markdown_and_resume(odinw: Path, odinw_run, bert_dir: Path) -> None:
+    ckpt, md, first = odinw_run
+    assert first["datasets"] == 13 and first["datasets_from_cache"] == 0 and first["images"] == 26
+    rows = first["rows"]
+    assert [r["dataset"] for r in rows] == [n for n, *_ in ODINW13] + ["Average"]
+    # every row equals pycocotools on the predictions the run cached, computed here independently
+    expect = []
+    for e in entries("odinw13", odinw):
+        gts = _read(e.data)
+        preds = _read(_cached(first, e.name))
+        assert [p["filename"] for p in preds] == [g["filename"] for g in gts]
+        expect.append(M.coco_map(gts, preds, read_label_map(e.label_map))["mAP"])
+    assert [r["mAP"] for r in rows[:-1]] == pytest.approx(expect)
+    assert rows[-1]["mAP"] == pytest.approx(sum(expect) / len(expect))
+    assert any(v > 0 for v in expect)  # a trained model finds the boxes: not a table of zeros
+    text = md.read_text()
+    assert "ODinW-13" in text and "protocol: official" in text
+    assert f"| Average | {100 * rows[-1]['mAP']:.1f} |" in text
+    # an interrupted run: one dataset's predictions are missing → only that dataset is inferred again
+    _cached(first, "Packages").unlink()
+    second = _summary(_suite("odinw13", odinw, ckpt, bert_dir))
+    assert second["datasets_from_cache"] == 12 and second["images"] == 26
+    assert [r["mAP"] for r in second["rows"]] == pytest.approx([r["mAP"] for r in rows])
+
+
+def test_suite_refuses_predictions_for_an_image_not_in_the_ground_truth(odinw: Path, odinw_run, bert_dir: Path, tmp_path: Path) -> None:
+    ckpt, _, first = odinw_run
+    mine = tmp_path / "ckpt.pth"
+    shutil.copy2(ckpt, mine)  # same file, same times: the cache copied beside it is valid for it
+    shutil.copytree(Path(first["cache"]).parent, tmp_path / "ckpt.pth.eval-cache")
+    (hit,) = (tmp_path / "ckpt.pth.eval-cache" / "odinw13").glob("Aquarium.*.preds.jsonl")
+    recs = _read(hit)
+    recs[1]["filename"] = "not_in_gt.jpg"
+    hit.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    md = tmp_path / "t.md"
+    proc = _suite("odinw13", odinw, mine, bert_dir, "--markdown", str(md), check=False)
+    _one_line_error(proc, "not_in_gt.jpg", "annotations_without_background_od.json:2")
+    assert not md.exists()
+
+
+def test_odinw_folder_missing_a_dataset(odinw: Path, tmp_path: Path, bert_dir: Path) -> None:
+    root = tmp_path / "odinw"
+    shutil.copytree(odinw, root)
+    missing = root / "pothole" / "valid" / "annotations_without_background_od.json"
+    missing.unlink()
+    ckpt = tmp_path / "c.pth"
+    ckpt.write_bytes(b"never loaded")
+    proc = _suite("odinw13", root, ckpt, bert_dir, "--markdown", str(tmp_path / "t.md"), check=False)
+    _one_line_error(proc, str(missing), "pothole")
+    assert not (tmp_path / "t.md").exists() and not (tmp_path / "c.pth.eval-cache").exists()
+
+
+def test_empty_suite_and_unknown_suite(tmp_path: Path, bert_dir: Path) -> None:
+    ckpt = tmp_path / "c.pth"
+    ckpt.write_bytes(b"never loaded")
+    (tmp_path / "empty").mkdir()
+    _one_line_error(_suite("odinw35", tmp_path / "empty", ckpt, bert_dir, check=False), "empty suite", "odinw35")
+    proc = _suite("odinw99", tmp_path / "empty", ckpt, bert_dir, check=False)
+    _one_line_error(proc, "odinw99", "odinw13")
+    assert proc.returncode == 2
+
+
+@pytest.mark.parametrize("suite", ["refexp", "grefcoco", "flickr30k"])
+def test_vg_suites_through_the_command(suite: str, trained, bert_dir: Path, tmp_path: Path) -> None:
+    root = make_vg_suite_root(tmp_path / suite, suite, n_images=4)
+    ckpt = tmp_path / "ckpt.pth"
+    shutil.copy(trained.checkpoint, ckpt)
+    extra = ("--score-thr", "0.1,0.3,0.5,0.7") if suite == "grefcoco" else ()
+    for protocol in ("official", "mmdet"):
+        summary = _summary(_suite(suite, root, ckpt, bert_dir, "--protocol", protocol, *extra))
+        assert summary["protocol"] == protocol
+        assert summary["datasets_from_cache"] == (0 if protocol == "official" else summary["datasets"])
+        for e, row in zip(entries(suite, root), summary["rows"], strict=True):
+            gts, preds = _read(e.data), _read(_cached(summary, e.name))
+            if suite == "refexp":
+                want = M.refexp_precision(gts, preds, protocol=protocol)
+                assert [row[k] for k in ("P@1", "P@5", "P@10")] == pytest.approx([want[k] for k in ("P@1", "P@5", "P@10")])
+                assert row["dataset"] == e.name
+            elif suite == "grefcoco":
+                for thr in (0.1, 0.3, 0.5, 0.7):
+                    want = M.grefcoco_scores(gts, preds, score_thr=thr, protocol=protocol)
+                    assert row[f"Pr@F1 ({thr:g})"] == pytest.approx(want["Pr@F1"])
+                    assert row[f"N-acc ({thr:g})"] == pytest.approx(M.na(want["N-acc"]))
+            else:
+                want = M.flickr_recall(gts, preds)
+                assert [row[k] for k in ("R@1", "R@5", "R@10")] == pytest.approx([want[k] for k in ("R@1", "R@5", "R@10")])
+    if suite == "refexp":
+        assert [r["dataset"] for r in summary["rows"]] == ["RefCOCO val", "RefCOCO testA", "RefCOCO testB", "RefCOCO+ val",
+                                                          "RefCOCO+ testA", "RefCOCO+ testB", "RefCOCOg val", "RefCOCOg test"]
