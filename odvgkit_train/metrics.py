@@ -309,10 +309,12 @@ def lvis_fixed_ap(gts: list[Record], preds: list[Record], label_map: dict[str, s
         n_gt = sum(len(v) for v in gt_by_img.values())
         if n_gt == 0:
             continue
-        dets = [(float(inst.get("score", 1.0)), i, inst["bbox"]) for i, pred in enumerate(preds) if i in evaluated
+        # the budget is taken over the raw results, before the federated filter (as Dave et al.'s
+        # evaluate_ap_fixed.py caps the results file, then lvis-api drops non-evaluated images)
+        dets = [(float(inst.get("score", 1.0)), i, inst["bbox"]) for i, pred in enumerate(preds)
                 for inst in (pred.get("detection") or {}).get("instances", []) if int(inst["label"]) == c]
         dets.sort(key=lambda t: -t[0])
-        dets = dets[:max_dets_per_cat]
+        dets = [d for d in dets[:max_dets_per_cat] if d[1] in evaluated]
         aps = []
         for thr in iou_thrs:
             used: dict[int, np.ndarray] = {i: np.zeros(len(b), bool) for i, b in gt_by_img.items()}

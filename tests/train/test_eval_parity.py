@@ -109,3 +109,78 @@ def test_lvis_frequency_groups_and_empty_group() -> None:
     got = M.lvis_fixed_ap(gts, preds, lm, frequencies={"0": "r", "1": "f", "2": "c"})
     # class 0 (rare) found → 1; class 1 (frequent) missed → 0; no common class has ground truth → n/a
     assert (got["APr"], got["APf"], got["APc"], got["AP"]) == (1.0, 0.0, M.NA, 0.5)
+
+
+def _lvis_case(seed: int) -> tuple[list[dict], list[dict], dict[str, str], dict[str, str]]:
+    """Federated ground truth (negatives, not-exhaustive classes) over 8 classes, and predictions."""
+    rng = random.Random(seed)
+    n_cls = 8
+    lm = {str(c): f"class{c}" for c in range(n_cls)}
+    freqs = {str(c): "rcf"[c % 3] for c in range(n_cls)}
+    gts, preds = [], []
+    for i in range(30):
+        present = rng.sample(range(n_cls), rng.randint(0, 3))
+        absent = [c for c in range(n_cls) if c not in present]
+        neg = rng.sample(absent, min(len(absent), rng.randint(0, 3)))
+        not_exh = rng.sample(present, min(len(present), rng.randint(0, 1)))
+        gi, pi = [], []
+        for c in present:
+            for _ in range(rng.randint(1, 3)):
+                x1, y1 = rng.uniform(0, 500), rng.uniform(0, 350)
+                box = [x1, y1, x1 + rng.uniform(10, 120), y1 + rng.uniform(10, 120)]
+                gi.append({"bbox": box, "label": c})
+                if rng.random() < 0.75:
+                    pi.append({"bbox": [v + rng.uniform(-6, 6) for v in box], "label": c, "score": rng.random()})
+        for _ in range(rng.randint(0, 5)):  # FPs on any class: kept only where the class is evaluated
+            x1, y1 = rng.uniform(0, 500), rng.uniform(0, 350)
+            pi.append({"bbox": [x1, y1, x1 + rng.uniform(10, 80), y1 + rng.uniform(10, 80)], "label": rng.randrange(n_cls),
+                       "score": rng.random()})
+        gts.append({"filename": f"{i}.jpg", "height": 480, "width": 640, "detection": {"instances": gi},
+                    "neg_category_ids": neg, "not_exhaustive_category_ids": not_exh})
+        preds.append({"filename": f"{i}.jpg", "detection": {"instances": pi}})
+    return gts, preds, lm, freqs
+
+
+def _lvis_api_fixed_ap(tmp_path, gts: list[dict], preds: list[dict], freqs: dict[str, str], per_cat: int) -> dict[str, float]:
+    """Fixed AP as Dave et al. run it on lvis-api 0.5.3: top ``per_cat`` detections per class over the
+    dataset, no per-image cap (``max_dets=-1``). lvis 0.5.3 uses ``np.float``, removed in numpy 1.24."""
+    import json
+    import logging
+
+    lvis = pytest.importorskip("lvis", reason="lvis-api (requirements/dev.txt) is the reference")
+    logging.getLogger("lvis").setLevel(logging.ERROR)
+    if not hasattr(np, "float"):
+        np.float = float  # type: ignore[attr-defined]
+    doc = {"images": [], "annotations": [], "categories": [{"id": int(c) + 1, "name": f"c{c}", "frequency": f} for c, f in freqs.items()]}
+    for i, g in enumerate(gts):
+        doc["images"].append({"id": i + 1, "height": 480, "width": 640, "neg_category_ids": [c + 1 for c in g["neg_category_ids"]],
+                              "not_exhaustive_category_ids": [c + 1 for c in g["not_exhaustive_category_ids"]]})
+        for x in g["detection"]["instances"]:
+            b = x["bbox"]
+            doc["annotations"].append({"id": len(doc["annotations"]) + 1, "image_id": i + 1, "category_id": x["label"] + 1,
+                                       "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "area": (b[2] - b[0]) * (b[3] - b[1])})
+    path = tmp_path / "lvis_gt.json"
+    path.write_text(json.dumps(doc))
+    by_cat: dict[int, list[dict]] = {}
+    for i, p in enumerate(preds):
+        for x in p["detection"]["instances"]:
+            b = x["bbox"]
+            by_cat.setdefault(x["label"], []).append({"image_id": i + 1, "category_id": x["label"] + 1, "score": x["score"],
+                                                      "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]})
+    dets = [d for c in sorted(by_cat) for d in sorted(by_cat[c], key=lambda d: -d["score"])[:per_cat]]
+    gt = lvis.LVIS(str(path))
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev = lvis.LVISEval(gt, lvis.LVISResults(gt, dets, max_dets=-1), "bbox")
+        ev.params.max_dets = -1
+        ev.run()
+    return ev.get_results()
+
+
+@pytest.mark.parametrize(("seed", "per_cat"), [(0, 10000), (1, 10000), (2, 6)])
+def test_lvis_fixed_ap_equals_lvis_api(tmp_path, seed: int, per_cat: int) -> None:
+    gts, preds, lm, freqs = _lvis_case(seed)
+    want = _lvis_api_fixed_ap(tmp_path, gts, preds, freqs, per_cat)
+    got = M.lvis_fixed_ap(gts, preds, lm, max_dets_per_cat=per_cat, frequencies=freqs)
+    for key in ("AP", "AP50", "AP75", "APr", "APc", "APf"):
+        assert got[key] == pytest.approx(float(want[key]), abs=1e-12), key
+    assert 0.05 < got["AP"] < 0.95
