@@ -183,3 +183,42 @@ def make_vg_suite_root(root: str | Path, suite: str, n_images: int = 4, seed: in
     for split in ("val", "testA", "testB"):
         write_records(root / f"grefcoco_{split}_vg.json", recs)
     return root
+
+
+def make_coco_suite_root(root: str | Path, n_images: int = 6) -> Path:
+    """``annotations/instances_val2017{.json,_od.json}`` + ``coco_label_map.json`` and ``val2017/``."""
+    from odvgkit.convert.base import write_conversion
+    from odvgkit.convert.coco import coco_to_odvg
+
+    root = Path(root)
+    ann = make_coco_style(root / "annotations" / "instances_val2017.json", root / "val2017", n_images, seed=7)
+    write_conversion(coco_to_odvg(ann, dataset="coco"), root / "annotations" / "instances_val2017_od.json", inputs=[ann],
+                     label_map_path=root / "annotations" / "coco_label_map.json")
+    return root
+
+
+def make_lvis_suite_root(root: str | Path, n_images: int = 6, minival: bool = True) -> Path:
+    """An LVIS json (frequencies, federated fields) over generated images, converted by lvis2odvg."""
+    from odvgkit.convert.base import write_conversion
+    from odvgkit.convert.lvis import lvis_to_odvg
+
+    root = Path(root)
+    name = "lvis_v1_minival_inserted_image_name.json" if minival else "lvis_v1_val.json"
+    coco = make_coco_style(root / "annotations" / "_coco.json", root / "val2017", n_images, seed=11)
+    doc = json.loads(coco.read_text())
+    coco.unlink()
+    present: dict[int, set[int]] = {}
+    for a in doc["annotations"]:
+        present.setdefault(a["image_id"], set()).add(a["category_id"])
+    for img in doc["images"]:
+        img["coco_url"] = f"http://images.cocodataset.org/val2017/{img.pop('file_name')}"
+        absent = [c["id"] for c in doc["categories"] if c["id"] not in present.get(img["id"], set())]
+        img["neg_category_ids"] = absent[:1]
+        img["not_exhaustive_category_ids"] = []
+    for c, f in zip(doc["categories"], "rcf", strict=False):
+        c["frequency"] = f
+    ann = root / "annotations" / name
+    ann.write_text(json.dumps(doc))
+    write_conversion(lvis_to_odvg(ann), ann.with_name(name[:-5] + "_od.json"), inputs=[ann],
+                     label_map_path=ann.with_name("lvis_v1_label_map.json"))
+    return root

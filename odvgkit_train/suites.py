@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from odvgkit.errors import OdvgError
 from odvgkit_train import metrics as M
 
@@ -154,19 +156,21 @@ def entries(suite: str, root: Path) -> list[Entry]:
     return out
 
 
+class _LvisCategory(msgspec.Struct):
+    id: int
+    frequency: str = ""
+
+
+class _LvisCategories(msgspec.Struct):
+    categories: list[_LvisCategory]
+
+
 def lvis_frequencies(path: Path) -> dict[str, str]:
     """``{label: r|c|f}`` from an LVIS json's categories (label = id − 1), decoding nothing else."""
     import msgspec
 
-    class _Cat(msgspec.Struct):
-        id: int
-        frequency: str = ""
-
-    class _Doc(msgspec.Struct):
-        categories: list[_Cat]
-
     try:
-        doc = msgspec.json.decode(path.read_bytes(), type=_Doc)
+        doc = msgspec.json.decode(path.read_bytes(), type=_LvisCategories)
     except msgspec.DecodeError as exc:
         raise OdvgError(f"{path}: categories: {exc}") from None
     return {str(c.id - 1): c.frequency for c in doc.categories}

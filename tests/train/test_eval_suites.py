@@ -150,3 +150,40 @@ def test_vg_suites_through_the_command(suite: str, trained, bert_dir: Path, tmp_
     if suite == "refexp":
         assert [r["dataset"] for r in summary["rows"]] == ["RefCOCO val", "RefCOCO testA", "RefCOCO testB", "RefCOCO+ val",
                                                           "RefCOCO+ testA", "RefCOCO+ testB", "RefCOCOg val", "RefCOCOg test"]
+
+
+@pytest.mark.parametrize("suite", ["coco", "lvis-minival", "dod"])
+def test_od_suites_through_the_command(suite: str, trained, bert_dir: Path, tmp_path: Path) -> None:
+    from odvgkit_train.suite_data import make_coco_suite_root, make_d3_root, make_lvis_suite_root
+    from odvgkit_train.suites import lvis_frequencies
+
+    if suite == "coco":
+        root = make_coco_suite_root(tmp_path / "coco")
+    elif suite == "lvis-minival":
+        root = make_lvis_suite_root(tmp_path / "lvis")
+    else:
+        root = make_d3_root(tmp_path / "d3", n_images=6)
+        run_cli("convert", "dod2odvg", str(root), "--quiet")
+    ckpt = tmp_path / "ckpt.pth"
+    shutil.copy(trained.checkpoint, ckpt)
+    md = tmp_path / "t.md"
+    summary = _summary(_suite(suite, root, ckpt, bert_dir, "--markdown", str(md)))
+    (e,) = entries(suite, root)
+    (row,) = summary["rows"]
+    gts, preds = _read(e.data), _read(_cached(summary, e.name))
+    lm = read_label_map(e.label_map)
+    if suite == "coco":
+        want = M.coco_map(gts, preds, lm)
+        assert [row[k] for k in ("mAP", "AP50", "AP75", "APs", "APm", "APl")] == pytest.approx(
+            [want[k] for k in ("mAP", "AP50", "AP75", "APs", "APm", "APl")])
+        assert want["mAP"] > 0
+    elif suite == "lvis-minival":
+        want = M.lvis_fixed_ap(gts, preds, lm, frequencies=lvis_frequencies(e.extra["lvis_json"]))
+        assert [row[k] for k in ("APr", "APc", "APf", "AP")] == pytest.approx([want[k] for k in ("APr", "APc", "APf", "AP")])
+        assert want["APc"] == M.NA and "n/a" in md.read_text()  # no common class has ground truth here
+    else:
+        want = M.dod_map(gts, preds, lm, json.loads((root / "d3_settings.json").read_text()))
+        for key, value in want.items():
+            assert row[key] == pytest.approx(value)
+        assert row["FULL/very_long"] == -1.0 and "| concat |" in md.read_text() and "n/a" in md.read_text()
+    assert summary["title"] in md.read_text()
