@@ -187,3 +187,31 @@ def test_od_suites_through_the_command(suite: str, trained, bert_dir: Path, tmp_
             assert row[key] == pytest.approx(value)
         assert row["FULL/very_long"] == -1.0 and "| concat |" in md.read_text() and "n/a" in md.read_text()
     assert summary["title"] in md.read_text()
+
+
+def test_odinw35_layout_reads_the_override_files(tmp_path: Path) -> None:
+    from odvgkit.convert.base import default_output, write_conversion
+    from odvgkit.convert.coco import coco_to_odvg
+    from odvgkit.convert.odinw import OVERRIDES, override_categories
+    from odvgkit_train.suite_data import make_coco_style
+    from odvgkit_train.suites import ODINW35
+
+    root = tmp_path / "odinw"
+    for k, (_, sub, ann_rel, img) in enumerate(ODINW35):
+        original = root / sub / ann_rel.replace("new_annotations", "annotations")
+        make_coco_style(original, root / sub / img, 1, seed=k)
+    # the three override datasets: rewrite their categories as 'convert odinw-override' does
+    # (upstream's three table paths; the generated files use category ids 1..3)
+    tables = {rel: [{"id": i, "name": f"thing {i} (override)", "supercategory": "x"} for i in (1, 2, 3)] for rel in OVERRIDES}
+    override_categories(root, tables)
+    for _, sub, ann_rel, _ in ODINW35:
+        ann = root / sub / ann_rel
+        write_conversion(coco_to_odvg(ann, dataset="coco"), default_output(ann, "_od.json"), inputs=[ann],
+                         label_map_path=ann.with_name(ann.name[:-5] + "_label_map.json"))
+    got = entries("odinw35", root)
+    assert len(got) == 35
+    over = {e.name: e for e in got if e.data.name.startswith("new_")}
+    assert sorted(over) == ["ChessPieces", "CottontailRabbits", "NorthAmericaMushrooms"]
+    for e in over.values():
+        assert set(read_label_map(e.label_map).values()) == {"thing 1 (override)", "thing 2 (override)", "thing 3 (override)"}
+    assert all(e.images.is_dir() for e in got)
