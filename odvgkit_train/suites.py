@@ -216,6 +216,7 @@ def run_suite(suite: str, root: Path, checkpoint: Path, *, protocol: str = "offi
     net = None
     results: list[tuple[Entry, dict[str, Any]]] = []
     from_cache = 0
+    images: set[tuple[str, str]] = set()  # distinct (dataset, image): VG datasets have a record per expression
     for e in items:
         key = cache_key(e, checkpoint, options)
         cached = _cache_file(cache, e, key)
@@ -235,6 +236,7 @@ def run_suite(suite: str, root: Path, checkpoint: Path, *, protocol: str = "offi
             evaluate(spec, net, e.metric, protocol=protocol, chunked_size=chunked_size, predictions_out=cached,
                      on_image=on_image, warn=warn, prompting=prompting, score_thr=score_thrs[0], frequencies=freqs)
             preds = [r for _, r in read_records(cached)]
+        images.update((str(e.data), str(p.get("filename"))) for p in preds)
         thr_results = []
         for thr in score_thrs if e.metric == "grefcoco" else score_thrs[:1]:
             thr_results.append(evaluate(spec, None, e.metric, protocol=protocol, predictions_in=preds, score_thr=thr,
@@ -248,7 +250,7 @@ def run_suite(suite: str, root: Path, checkpoint: Path, *, protocol: str = "offi
     table = make_table(suite, results, score_thrs)
     return {"suite": suite, "title": TITLES[suite], "protocol": protocol, "root": str(root), "checkpoint": str(checkpoint),
             "cache": str(cache), "datasets_from_cache": from_cache, "datasets": len(items),
-            "images": sum(int(r.get("images", 0)) for _, r in results), **table}
+            "images": len(images), "records": sum(int(r.get("images", 0)) for _, r in results), **table}
 
 
 def make_table(suite: str, results: list[tuple[Entry, dict[str, Any]]], score_thrs: list[float]) -> dict[str, Any]:

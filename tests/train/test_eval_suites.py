@@ -133,6 +133,9 @@ def test_vg_suites_through_the_command(suite: str, trained, bert_dir: Path, tmp_
         summary = _summary(_suite(suite, root, ckpt, bert_dir, "--protocol", protocol, *extra))
         assert summary["protocol"] == protocol
         assert summary["datasets_from_cache"] == (0 if protocol == "official" else summary["datasets"])
+        # 'images' counts images; VG datasets have one record per expression / caption
+        assert summary["records"] == sum(len(_read(e.data)) for e in entries(suite, root))
+        assert summary["images"] == sum(len({g["filename"] for g in _read(e.data)}) for e in entries(suite, root))
         for e, row in zip(entries(suite, root), summary["rows"], strict=True):
             gts, preds = _read(e.data), _read(_cached(summary, e.name))
             if suite == "refexp":
