@@ -336,6 +336,11 @@ def eval_cmd(
     if suite is not None:
         from odvgkit_train.suites import run_suite_cli
 
+        clash = [n for n, v in (("--predictions", predictions), ("--label-map", label_map), ("--image-root", image_root),
+                                ("--flickr-merged", flickr_merged)) if v]
+        if clash:
+            raise OdvgError(f"{clash[0]} does not go with --suite (the layout fixes each dataset's files; predictions are cached)", 2)
+
         run_suite_cli(rep, suite, data, checkpoint, protocol=protocol, model=model, text_encoder=text_encoder,
                       chunked_size=chunked_size, score_thr=score_thr, markdown=markdown, prompting=prompting)
         return

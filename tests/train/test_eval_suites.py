@@ -121,6 +121,8 @@ def test_empty_suite_and_unknown_suite(tmp_path: Path, bert_dir: Path) -> None:
     proc = _suite("odinw99", tmp_path / "empty", ckpt, bert_dir, check=False)
     _one_line_error(proc, "odinw99", "odinw13")
     assert proc.returncode == 2
+    proc = _suite("coco", tmp_path / "empty", ckpt, bert_dir, "-o", str(tmp_path / "p.jsonl"), check=False)
+    _one_line_error(proc, "--predictions", "--suite")
 
 
 @pytest.mark.parametrize("suite", ["refexp", "grefcoco", "flickr30k"])
