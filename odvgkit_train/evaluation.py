@@ -99,6 +99,8 @@ def evaluate(data: Any, checkpoint: Any, metric: str, *, protocol: str = "offici
     if metric != "odinw" and len(items) != 1:
         raise OdvgError(f"--metric {metric} takes one ODVG file ({len(items)} given); odinw takes one per dataset", 2)
     if predictions_in is not None:
+        if len(items) != 1:
+            raise OdvgError("predictions_in scores one ODVG file at a time", 2)
         net = None
     else:
         net = checkpoint if hasattr(checkpoint, "test_step") else load_model(checkpoint, model=model, text_encoder=text_encoder)
