@@ -210,6 +210,10 @@ def run_suite(suite: str, root: Path, checkpoint: Path, *, protocol: str = "offi
     if not checkpoint.is_file():
         raise OdvgError(f"{checkpoint}: checkpoint not found")
     score_thrs = score_thrs or [0.7]
+    if suite.startswith("lvis") and chunked_size <= 0:
+        chunked_size = 40  # MMDetection's LVIS configs: 1,203 names never fit one 256-token prompt
+        if info:
+            info("lvis: prompting 40 classes per chunk (--chunked-size 40, as MMDetection's LVIS configs)")
     cache = cache or checkpoint.with_name(checkpoint.name + ".eval-cache") / suite
     options = {"model": model, "text_encoder": str(text_encoder) if text_encoder else None, "chunked_size": chunked_size,
                "prompting": prompting if suite == "dod" else None}
