@@ -110,8 +110,11 @@ def _odvg_of(ann: Path, suffix: str) -> Path:
     return ann.with_name(stem + suffix + ".json")
 
 
-def entries(suite: str, root: Path) -> list[Entry]:
-    """The datasets of ``suite`` under ``root``, every file checked; one line naming the first missing."""
+def entries(suite: str, root: Path, promptings: tuple[str, ...] = ("concat",)) -> list[Entry]:
+    """The datasets of ``suite`` under ``root``, every file checked; one line naming the first missing.
+
+    ``dod`` has one entry (one table row) per prompting, as the guide's D³ table.
+    """
     if suite not in SUITES:
         raise OdvgError(f"--suite {suite!r}: choose one of {', '.join(SUITES)}", 2)
     if not root.is_dir():
@@ -142,7 +145,9 @@ def entries(suite: str, root: Path) -> list[Entry]:
             ann = root / f"final_flickr_separateGT_{split}.json"
             out.append(Entry(split, _odvg_of(ann, "_vg"), root / "flickr30k_images", "flickr30k"))
     else:  # dod
-        out.append(Entry("D³", root / "d3_od.jsonl", root / "d3_images", "dod", root / "d3_label_map.json"))
+        for p in promptings:
+            out.append(Entry(f"D³ {p}", root / "d3_od.jsonl", root / "d3_images", "dod", root / "d3_label_map.json",
+                             {"prompting": p}))
     present = [e for e in out if e.data.is_file()]
     if not present:
         raise OdvgError(f"{root}: empty suite: none of the {len(out)} {suite} datasets is there (expected e.g. "
@@ -190,7 +195,7 @@ def cache_key(entry: Entry, checkpoint: Path, options: dict[str, Any]) -> str:
 
 
 def _cache_file(cache: Path, entry: Entry, key: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_+" else "_" for c in entry.name)
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-_+" else "_" for c in entry.name)
     return cache / f"{safe}.{key}.preds.jsonl"
 
 
@@ -206,7 +211,13 @@ def run_suite(suite: str, root: Path, checkpoint: Path, *, protocol: str = "offi
 
     if protocol not in ("official", "mmdet"):
         raise OdvgError(f"--protocol {protocol!r}: choose official or mmdet", 2)
-    items = entries(suite, root)
+    from odvgkit_train.dod import PROMPTINGS
+
+    promptings = tuple(p.strip() for p in prompting.split(",") if p.strip())
+    bad = [p for p in promptings if p not in PROMPTINGS]
+    if bad or not promptings:
+        raise OdvgError(f"--prompting {prompting!r}: choose concat, parallel or concat,parallel", 2)
+    items = entries(suite, root, promptings)
     if not checkpoint.is_file():
         raise OdvgError(f"{checkpoint}: checkpoint not found")
     score_thrs = score_thrs or [0.7]
@@ -215,14 +226,14 @@ def run_suite(suite: str, root: Path, checkpoint: Path, *, protocol: str = "offi
         if info:
             info("lvis: prompting 40 classes per chunk (--chunked-size 40, as MMDetection's LVIS configs)")
     cache = cache or checkpoint.with_name(checkpoint.name + ".eval-cache") / suite
-    options = {"model": model, "text_encoder": str(text_encoder) if text_encoder else None, "chunked_size": chunked_size,
-               "prompting": prompting if suite == "dod" else None}
+    options = {"model": model, "text_encoder": str(text_encoder) if text_encoder else None, "chunked_size": chunked_size}
     net = None
     results: list[tuple[Entry, dict[str, Any]]] = []
     from_cache = 0
     images: set[tuple[str, str]] = set()  # distinct (dataset, image): VG datasets have a record per expression
     for e in items:
-        key = cache_key(e, checkpoint, options)
+        prompting = e.extra.get("prompting", "concat")
+        key = cache_key(e, checkpoint, {**options, "prompting": e.extra.get("prompting")})
         cached = _cache_file(cache, e, key)
         freqs = lvis_frequencies(e.extra["lvis_json"]) if e.metric == "lvis" else None
         spec = {"path": e.data, "images": e.images, "label_map": e.label_map}

@@ -299,7 +299,7 @@ def eval_cmd(
     flickr_merged: Annotated[
         bool, typer.Option("--flickr-merged", help="flickr30k: one union box per phrase (MDETR merged mode).")
     ] = False,
-    prompting: Annotated[str, typer.Option("--prompting", help="dod: concat (one prompt) | parallel (one forward per sentence).")] = "concat",
+    prompting: Annotated[str, typer.Option("--prompting", help="dod: concat (one prompt) | parallel (one forward per sentence); --suite dod: also concat,parallel (a row each).")] = "concat",
     suite: Annotated[
         str | None, typer.Option("--suite", help="A whole benchmark table: coco | lvis-minival | lvis-val | odinw13 | odinw35 | refexp | grefcoco | flickr30k | dod.")
     ] = None,

@@ -41,7 +41,7 @@ def _summary(proc: subprocess.CompletedProcess[str]) -> dict:
 
 
 def _cached(summary: dict, name: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_+" else "_" for c in name)
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-_+" else "_" for c in name)
     (hit,) = Path(summary["cache"]).glob(f"{safe}.*.preds.jsonl")
     return hit
 
@@ -172,9 +172,16 @@ def test_od_suites_through_the_command(suite: str, trained, bert_dir: Path, tmp_
     ckpt = tmp_path / "ckpt.pth"
     shutil.copy(trained.checkpoint, ckpt)
     md = tmp_path / "t.md"
-    summary = _summary(_suite(suite, root, ckpt, bert_dir, "--markdown", str(md)))
-    (e,) = entries(suite, root)
-    (row,) = summary["rows"]
+    extra = ("--prompting", "concat,parallel") if suite == "dod" else ()
+    summary = _summary(_suite(suite, root, ckpt, bert_dir, "--markdown", str(md), *extra))
+    if suite == "dod":  # one row per prompting, as the guide's D³ table
+        assert [r["prompting"] for r in summary["rows"]] == ["concat", "parallel"]
+        par_entry, par_row = entries(suite, root, ("concat", "parallel"))[1], summary["rows"][1]
+        want = M.dod_map(_read(par_entry.data), _read(_cached(summary, par_entry.name)), read_label_map(par_entry.label_map),
+                         json.loads((root / "d3_settings.json").read_text()))
+        assert {k: par_row[k] for k in want} == pytest.approx(want)
+    e = entries(suite, root)[0]
+    row = summary["rows"][0]
     gts, preds = _read(e.data), _read(_cached(summary, e.name))
     lm = read_label_map(e.label_map)
     if suite == "coco":
@@ -190,7 +197,8 @@ def test_od_suites_through_the_command(suite: str, trained, bert_dir: Path, tmp_
         want = M.dod_map(gts, preds, lm, json.loads((root / "d3_settings.json").read_text()))
         for key, value in want.items():
             assert row[key] == pytest.approx(value)
-        assert row["FULL/very_long"] == -1.0 and "| concat |" in md.read_text() and "n/a" in md.read_text()
+        assert row["FULL/very_long"] == -1.0 and "| concat |" in md.read_text() and "| parallel |" in md.read_text()
+        assert "n/a" in md.read_text()
     assert summary["title"] in md.read_text()
 
 
