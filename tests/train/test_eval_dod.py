@@ -221,3 +221,16 @@ def test_eval_dod_cli_scores_its_own_predictions(d3: Path, tiny_ckpt: Path, bert
     if prompting == "parallel":
         n_sent = {len(g["dod"]["sentences"]) for g in gts}
         assert all(len(p["detection"]["instances"]) >= max(n_sent) for p in preds)
+
+
+def test_dod_needs_records_from_dod2odvg(tmp_path: Path) -> None:
+    from odvgkit.errors import OdvgError
+    from odvgkit_train.dod import find_settings, predict_dod
+
+    plain = [{"filename": "a.jpg", "height": 4, "width": 4, "detection": {"instances": []}}]
+    with pytest.raises(OdvgError, match=r"x\.jsonl:1: dod\.sentences: missing"):
+        predict_dod(None, plain, tmp_path, {"0": "a"}, "concat", tmp_path / "x.jsonl")
+    with pytest.raises(OdvgError, match="--prompting 'sideways'"):
+        predict_dod(None, plain, tmp_path, {"0": "a"}, "sideways", tmp_path / "x.jsonl")
+    with pytest.raises(OdvgError, match=r"d3_settings\.json: missing"):
+        find_settings(tmp_path / "x.jsonl", None)
