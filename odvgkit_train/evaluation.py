@@ -45,7 +45,8 @@ def _items(data: Any) -> list[dict[str, Any]]:
 
 
 def predict_records(net: Any, gts: list[dict[str, Any]], image_root: Path, metric: str, names: list[str] | None,
-                    chunked_size: int, on_image: Callable[[int], None] | None) -> list[dict[str, Any]]:
+                    chunked_size: int, on_image: Callable[[int], None] | None,
+                    caption_prompt: dict[str, dict[str, str]] | None = None) -> list[dict[str, Any]]:
     from odvgkit_train.inference import predict_one, to_record
 
     preds = []
@@ -58,7 +59,7 @@ def predict_records(net: Any, gts: list[dict[str, Any]], image_root: Path, metri
         if metric == "flickr30k":
             spans = [r["tokens_positive"] for r in rec["grounding"]["regions"]] or None
         if names is not None:
-            pred = predict_one(net, image, "", names, None, chunked_size)
+            pred = predict_one(net, image, "", names, None, chunked_size, caption_prompt)
             out = to_record(image, image_root, pred, "", names, None, 0.0)
         else:
             pred = predict_one(net, image, caption, None, spans, -1)
@@ -82,7 +83,8 @@ def evaluate(data: Any, checkpoint: Any, metric: str, *, protocol: str = "offici
              merge_boxes: bool = False, on_image: Callable[[int], None] | None = None,
              warn: Callable[[str], None] | None = None, prompting: str = "concat",
              score_thr: float = 0.7, frequencies: dict[str, str] | None = None,
-             predictions_in: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+             predictions_in: list[dict[str, Any]] | None = None,
+             caption_prompt: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
     """Metrics of ``checkpoint`` (path or loaded model) on ODVG ground truth ``data``.
 
     ``predictions_in`` (one prediction record per ground-truth record, in order) scores existing
@@ -141,7 +143,7 @@ def evaluate(data: Any, checkpoint: Any, metric: str, *, protocol: str = "offici
         if predictions_in is not None:
             preds = predictions_in
         else:
-            preds = predict_records(net, gts, item["images"], metric, names, chunked_size, on_image)
+            preds = predict_records(net, gts, item["images"], metric, names, chunked_size, on_image, caption_prompt)
             if keys is not None:
                 _relabel(preds, keys)
         _check_pairs(item["path"], gts, preds)

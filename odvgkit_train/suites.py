@@ -76,6 +76,21 @@ ODINW13: list[tuple[str, str, str, str]] = [
     )
 ]
 
+# MMDetection's odinw13 / odinw35 configs prompt these datasets with enhanced class prompts
+CAPTION_PROMPTS: dict[str, dict[str, dict[str, dict[str, str]]]] = {
+    "odinw13": {
+        "CottontailRabbits": {"Cottontail-Rabbit": {"name": "rabbit"}},
+        "EgoHands": {"hand": {"suffix": " of a person"}},
+        "NorthAmericaMushrooms": {"CoW": {"name": "flat mushroom"}, "chanterelle": {"name": "yellow mushroom"}},
+        "Packages": {"package": {"prefix": "there is a ", "suffix": " on the porch"}},
+    },
+    "odinw35": {
+        "EgoHands_generic": {"hand": {"suffix": " of a person"}},
+        "Packages": {"package": {"prefix": "there is a ", "suffix": " on the porch"}},
+        "pothole": {"pothole": {"name": "holes", "prefix": "there are some ", "suffix": " on the road"}},
+    },
+}
+
 SUITES = ("coco", "lvis-minival", "lvis-val", "odinw13", "odinw35", "refexp", "grefcoco", "flickr30k", "dod")
 TITLES = {"coco": "COCO val2017 (zero-shot)", "lvis-minival": "LVIS minival (fixed AP)", "lvis-val": "LVIS v1 val (fixed AP)",
           "odinw13": "ODinW-13", "odinw35": "ODinW-35", "refexp": "RefCOCO / RefCOCO+ / RefCOCOg",
@@ -131,7 +146,9 @@ def entries(suite: str, root: Path, promptings: tuple[str, ...] = ("concat",)) -
     elif suite in ("odinw13", "odinw35"):
         for name, sub, ann_rel, img in ODINW13 if suite == "odinw13" else ODINW35:
             ann = root / sub / ann_rel
-            out.append(Entry(name, _odvg_of(ann, "_od"), root / sub / img, "coco", _od_label_map(ann)))
+            prompt = CAPTION_PROMPTS[suite].get(name)
+            out.append(Entry(name, _odvg_of(ann, "_od"), root / sub / img, "coco", _od_label_map(ann),
+                             {"caption_prompt": prompt} if prompt else {}))
     elif suite == "refexp":
         for ds, label in (("refcoco", "RefCOCO"), ("refcoco+", "RefCOCO+"), ("refcocog", "RefCOCOg")):
             for split in (("val", "test") if ds == "refcocog" else ("val", "testA", "testB")):
@@ -233,7 +250,8 @@ def run_suite(suite: str, root: Path, checkpoint: Path, *, protocol: str = "offi
     images: set[tuple[str, str]] = set()  # distinct (dataset, image): VG datasets have a record per expression
     for e in items:
         prompting = e.extra.get("prompting", "concat")
-        key = cache_key(e, checkpoint, {**options, "prompting": e.extra.get("prompting")})
+        key = cache_key(e, checkpoint, {**options, "prompting": e.extra.get("prompting"),
+                                        "caption_prompt": e.extra.get("caption_prompt")})
         cached = _cache_file(cache, e, key)
         freqs = lvis_frequencies(e.extra["lvis_json"]) if e.metric == "lvis" else None
         spec = {"path": e.data, "images": e.images, "label_map": e.label_map}
@@ -249,7 +267,8 @@ def run_suite(suite: str, root: Path, checkpoint: Path, *, protocol: str = "offi
                 net = load_model(checkpoint, model=model, text_encoder=text_encoder)
             # written atomically once the dataset is complete: an interrupted dataset is redone
             evaluate(spec, net, e.metric, protocol=protocol, chunked_size=chunked_size, predictions_out=cached,
-                     on_image=on_image, warn=warn, prompting=prompting, score_thr=score_thrs[0], frequencies=freqs)
+                     on_image=on_image, warn=warn, prompting=prompting, score_thr=score_thrs[0], frequencies=freqs,
+                     caption_prompt=e.extra.get("caption_prompt"))
             preds = [r for _, r in read_records(cached)]
         images.update((str(e.data), str(p.get("filename"))) for p in preds)
         thr_results = []

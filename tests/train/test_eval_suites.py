@@ -228,3 +228,25 @@ def test_odinw35_layout_reads_the_override_files(tmp_path: Path) -> None:
     for e in over.values():
         assert set(read_label_map(e.label_map).values()) == {"thing 1 (override)", "thing 2 (override)", "thing 3 (override)"}
     assert all(e.images.is_dir() for e in got)
+
+
+def test_caption_prompt_reaches_the_model(tmp_path: Path, bert_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ODinW's enhanced class prompts (MMDetection's caption_prompt) change the text the model encodes."""
+    import torch
+
+    from odvgkit_train.inference import load_model, predict_one
+    from odvgkit_train.suite_data import make_coco_style
+    from odvgkit_train.suites import CAPTION_PROMPTS
+
+    make_coco_style(tmp_path / "a.json", tmp_path / "img", 1, seed=3)
+    image = next((tmp_path / "img").iterdir())
+    torch.manual_seed(0)
+    net = load_model(None, model="tiny", text_encoder=bert_dir)
+    seen: list[list[str]] = []
+    encode = net.language_model.forward
+    monkeypatch.setattr(net.language_model, "forward", lambda captions, *a, **k: (seen.append(list(captions)), encode(captions, *a, **k))[1])
+    plain = predict_one(net, image, "", ["hand", "red box"], None)
+    prompt = CAPTION_PROMPTS["odinw13"]["EgoHands"]
+    enhanced = predict_one(net, image, "", ["hand", "red box"], None, caption_prompt=prompt)
+    assert seen == [["hand. red box. "], ["hand of a person. red box. "]]
+    assert not torch.equal(plain.scores, enhanced.scores)
