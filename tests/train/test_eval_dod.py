@@ -234,3 +234,27 @@ def test_dod_needs_records_from_dod2odvg(tmp_path: Path) -> None:
         predict_dod(None, plain, tmp_path, {"0": "a"}, "sideways", tmp_path / "x.jsonl")
     with pytest.raises(OdvgError, match=r"d3_settings\.json: missing"):
         find_settings(tmp_path / "x.jsonl", None)
+
+
+def test_dod2odvg_bad_annotation_skipped_or_strict(d3: Path, tmp_path: Path) -> None:
+    root = tmp_path / "d3"
+    shutil.copytree(d3 / "d3_pkl", root / "d3_pkl")
+    shutil.copytree(d3 / "d3_json", root / "d3_json")
+    full = root / "d3_json" / "d3_full_annotations.json"
+    doc = json.loads(full.read_text())
+    doc["annotations"][2]["image_id"] = 999  # not an image of images.pkl
+    full.write_text(json.dumps(doc))
+    pres = root / "d3_json" / "d3_pres_annotations.json"  # keep PRES/ABS FULL's restriction
+    cat = doc["annotations"][2]["category_id"]
+    setting = pres if cat in {c["id"] for c in json.loads(pres.read_text())["categories"]} else root / "d3_json" / "d3_abs_annotations.json"
+    sub = json.loads(setting.read_text())
+    sub["annotations"] = [a for a in doc["annotations"] if a["category_id"] in {c["id"] for c in sub["categories"]}]
+    setting.write_text(json.dumps(sub))
+    proc = run_cli("convert", "dod2odvg", str(root), "--strict", check=False)
+    _one_line_error(proc, "d3_full_annotations.json", "annotations[2]", "image_id", "999")
+    assert not (root / "d3_od.jsonl").exists()
+    proc = run_cli("convert", "dod2odvg", str(root), "--json", check=False)
+    assert proc.returncode == 1  # written, with the bad annotation named and counted
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["dropped:unknown-image"] == 1 and summary["images"] == 8
+    assert sum(len(r["detection"]["instances"]) for r in _read(root / "d3_od.jsonl")) == len(doc["annotations"]) - 1
