@@ -28,15 +28,22 @@ D3_SENTENCES: list[tuple[str, bool]] = [
     ("a box without any green", True),
 ]
 D3_GROUPS = {1: [1, 2, 4], 2: [3, 5, 6]}  # group → sentence ids (its prompt)
+# a sentence of ≥ 10 words (any box), so that every length bucket has a sentence
+D3_LONG_SENTENCE = ("a box of any colour that lies somewhere on this noisy generated picture", False)
 
 
 def _matches(sid: int, colour: str) -> bool:
     return {1: colour == "red box", 2: colour == "blue box", 3: colour == "green box", 4: colour != "red box",
-            5: colour == "blue box", 6: colour != "green box"}[sid]
+            5: colour == "blue box", 6: colour != "green box", 7: True}[sid]
 
 
-def make_d3_root(root: str | Path, n_images: int = 8, size: int = 96, seed: int = 0) -> Path:
-    """A D³-layout root of ``n_images`` generated images; returns the root."""
+def make_d3_root(root: str | Path, n_images: int = 8, size: int = 96, seed: int = 0, very_long: bool = False) -> Path:
+    """A D³-layout root of ``n_images`` generated images; returns the root.
+
+    ``very_long`` adds :data:`D3_LONG_SENTENCE` (id 7) to both groups: all four length buckets filled.
+    """
+    sentences = D3_SENTENCES + ([D3_LONG_SENTENCE] if very_long else [])
+    groups = {g: ss + ([7] if very_long else []) for g, ss in D3_GROUPS.items()}
     from PIL import Image, ImageDraw
 
     rng = random.Random(seed)
@@ -62,7 +69,7 @@ def make_d3_root(root: str | Path, n_images: int = 8, size: int = 96, seed: int 
             bw, bh = rng.randrange(w // 4, w // 2), rng.randrange(h // 4, h // 2)
             x1, y1 = rng.randrange(0, w - bw), rng.randrange(0, h - bh)
             draw.rectangle([x1, y1, x1 + bw - 1, y1 + bh - 1], fill=COLOURS[colour])
-            sids = [s for s in D3_GROUPS[gid] if _matches(s, colour)]
+            sids = [s for s in groups[gid] if _matches(s, colour)]
             if not sids:
                 continue
             aid = len(anns) + 1
@@ -76,15 +83,15 @@ def make_d3_root(root: str | Path, n_images: int = 8, size: int = 96, seed: int 
         images[img_id] = {"id": img_id, "file_name": name, "height": h, "width": w, "anno_id": anno_ids, "group_id": gid}
         coco_images.append({"id": img_id, "file_name": name, "height": h, "width": w})
     sents = {sid: {"id": sid, "raw_sent": s, "is_negative": neg, "anno_id": [a for a, v in anns.items() if sid in v["sent_id"]],
-                   "group_id": [g for g, ss in D3_GROUPS.items() if sid in ss]}
-             for sid, (s, neg) in enumerate(D3_SENTENCES, 1)}
-    groups = {g: {"id": g, "inner_sent_id": np.array(ss, dtype=np.int64), "img_id": [i for i, v in images.items() if v["group_id"] == g],
-                  "group_name": f"group{g}"} for g, ss in D3_GROUPS.items()}
-    for fname, obj in (("images.pkl", images), ("annotations.pkl", anns), ("sentences.pkl", sents), ("groups.pkl", groups)):
+                   "group_id": [g for g, ss in groups.items() if sid in ss]}
+             for sid, (s, neg) in enumerate(sentences, 1)}
+    group_pkl = {g: {"id": g, "inner_sent_id": np.array(ss, dtype=np.int64), "img_id": [i for i, v in images.items() if v["group_id"] == g],
+                     "group_name": f"group{g}"} for g, ss in groups.items()}
+    for fname, obj in (("images.pkl", images), ("annotations.pkl", anns), ("sentences.pkl", sents), ("groups.pkl", group_pkl)):
         with (root / "d3_pkl" / fname).open("wb") as fh:
             pickle.dump(obj, fh, protocol=2)
     for setting, keep in (("full", lambda n: True), ("pres", lambda n: not n), ("abs", lambda n: n)):
-        cats = [{"id": sid, "name": s} for sid, (s, neg) in enumerate(D3_SENTENCES, 1) if keep(neg)]
+        cats = [{"id": sid, "name": s} for sid, (s, neg) in enumerate(sentences, 1) if keep(neg)]
         ids = {c["id"] for c in cats}
         doc = {"images": coco_images, "annotations": [a for a in coco_anns if a["category_id"] in ids], "categories": cats}
         (root / "d3_json" / f"d3_{setting}_annotations.json").write_text(json.dumps(doc))

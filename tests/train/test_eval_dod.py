@@ -258,3 +258,34 @@ def test_dod2odvg_bad_annotation_skipped_or_strict(d3: Path, tmp_path: Path) -> 
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["dropped:unknown-image"] == 1 and summary["images"] == 8
     assert sum(len(r["detection"]["instances"]) for r in _read(root / "d3_od.jsonl")) == len(doc["annotations"]) - 1
+
+
+def test_dod_map_equals_mmdet_dodcocometric_when_every_bucket_is_filled(tmp_path: Path) -> None:
+    """MMDetection's port (DODCocoMetric, rounded to 3 decimals) agrees where it does not divide by zero."""
+    from mmdet.evaluation.metrics import DODCocoMetric
+
+    from odvgkit_train import metrics as M
+
+    root = make_d3_root(tmp_path / "d3", n_images=10, seed=5, very_long=True)  # every sentence has ground truth
+    run_cli("convert", "dod2odvg", str(root), "--quiet")
+    gts = _read(root / "d3_od.jsonl")
+    lm = json.loads((root / "d3_label_map.json").read_text())
+    settings = json.loads((root / "d3_settings.json").read_text())
+    preds, _ = _constructed_predictions(root, seed=9)
+    got = M.dod_map(gts, preds, lm, settings)
+    for name, fname in (("FULL", "full"), ("PRES", "pres")):  # ABS has only middle-length sentences
+        metric = DODCocoMetric(ann_file=str(root / "d3_json" / f"d3_{fname}_annotations.json"))
+        results = []
+        for g, p in zip(gts, preds, strict=True):
+            insts = p["detection"]["instances"]
+            results.append({"img_id": g["dod"]["image_id"], "bboxes": np.array([i["bbox"] for i in insts]).reshape(-1, 4),
+                            "scores": np.array([i["score"] for i in insts]), "labels": np.array([i["label"] + 1 for i in insts])})
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            theirs = metric.compute_metrics(results)
+        assert round(got[name], 3) == theirs["mAP"] and 0 < got[name] < 1
+        for ours, key in (("short", "mAP_short"), ("middle", "mAP_mid"), ("long", "mAP_long"), ("very_long", "mAP_very_long")):
+            assert round(got[f"{name}/{ours}"], 3) == pytest.approx(theirs[key], abs=1e-9), (name, ours)
+            assert got[f"{name}/{ours}"] != M.NA
