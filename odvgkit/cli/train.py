@@ -305,6 +305,7 @@ def eval_cmd(
     ] = None,
     score_thr: Annotated[str, typer.Option("--score-thr", help="grefcoco: answer threshold(s), e.g. 0.5,0.6,0.7,0.8.")] = "0.7",
     markdown: Annotated[Path | None, typer.Option("--markdown", help="--suite: also write the table as Markdown.")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help="--suite: prediction cache folder (default: CHECKPOINT.eval-cache/).")] = None,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -342,7 +343,8 @@ def eval_cmd(
             raise OdvgError(f"{clash[0]} does not go with --suite (the layout fixes each dataset's files; predictions are cached)", 2)
 
         run_suite_cli(rep, suite, data, checkpoint, protocol=protocol, model=model, text_encoder=text_encoder,
-                      chunked_size=chunked_size, score_thr=score_thr, markdown=markdown, prompting=prompting)
+                      chunked_size=chunked_size, score_thr=score_thr, markdown=markdown, prompting=prompting,
+                      cache=cache / suite if cache else None)
         return
     items = []
     for spec in data:

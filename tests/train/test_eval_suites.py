@@ -130,10 +130,12 @@ def test_vg_suites_through_the_command(suite: str, trained, bert_dir: Path, tmp_
     root = make_vg_suite_root(tmp_path / suite, suite, n_images=4)
     ckpt = tmp_path / "ckpt.pth"
     shutil.copy(trained.checkpoint, ckpt)
-    extra = ("--score-thr", "0.1,0.3,0.5,0.7") if suite == "grefcoco" else ()
+    extra: tuple[str, ...] = ("--score-thr", "0.1,0.3,0.5,0.7") if suite == "grefcoco" else ()
+    extra += ("--cache", str(tmp_path / "cache"))
     for protocol in ("official", "mmdet"):
         summary = _summary(_suite(suite, root, ckpt, bert_dir, "--protocol", protocol, *extra))
         assert summary["protocol"] == protocol
+        assert Path(summary["cache"]) == tmp_path / "cache" / suite
         assert summary["datasets_from_cache"] == (0 if protocol == "official" else summary["datasets"])
         # 'images' counts images; VG datasets have one record per expression / caption
         assert summary["records"] == sum(len(_read(e.data)) for e in entries(suite, root))
