@@ -350,10 +350,13 @@ def eval_cmd(
     for spec in data:
         path, opts = parse_spec(spec)
         items.append({"path": path, "images": opts.get("images") or image_root, "label_map": opts.get("label_map") or label_map})
+    thresholds = _thresholds(score_thr)
+    if len(thresholds) > 1:
+        raise OdvgError(f"--score-thr {score_thr}: several thresholds make a table; use --suite grefcoco", 2)
     with rep.progress(f"eval {metric}", unit="images") as advance:
         result = api.evaluate(items, checkpoint, metric, protocol=protocol, model=model, text_encoder=text_encoder,
                               chunked_size=chunked_size, predictions_out=predictions, merge_boxes=flickr_merged,
-                              on_image=advance, warn=rep.warn, prompting=prompting, score_thr=_thresholds(score_thr)[0])
+                              on_image=advance, warn=rep.warn, prompting=prompting, score_thr=thresholds[0])
     from odvgkit_train.metrics import na_for_table
 
     result = na_for_table(result) if not json_mode else result
