@@ -339,7 +339,7 @@ def run_suite_cli(rep: Any, suite: str, data: list[str], checkpoint: Path, *, pr
 
     if len(data) != 1:
         raise OdvgError(f"--suite {suite} takes one root folder ({len(data)} given)", 2)
-    thrs = _thresholds(score_thr)
+    thrs = parse_thresholds(score_thr)
     md_text = None
     with rep.progress(f"eval --suite {suite}", unit="images") as advance:
         result = run_suite(suite, Path(data[0]), checkpoint, protocol=protocol, model=model, text_encoder=text_encoder,
@@ -362,7 +362,8 @@ def run_suite_cli(rep: Any, suite: str, data: list[str], checkpoint: Path, *, pr
 _markdown = markdown
 
 
-def _thresholds(spec: str) -> list[float]:
+def parse_thresholds(spec: str) -> list[float]:
+    """``--score-thr 0.5,0.6,0.7,0.8`` → floats in [0, 1], or a one-line error."""
     try:
         out = [float(v) for v in spec.split(",") if v.strip()]
     except ValueError:

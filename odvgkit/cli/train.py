@@ -350,7 +350,9 @@ def eval_cmd(
     for spec in data:
         path, opts = parse_spec(spec)
         items.append({"path": path, "images": opts.get("images") or image_root, "label_map": opts.get("label_map") or label_map})
-    thresholds = _thresholds(score_thr)
+    from odvgkit_train.suites import parse_thresholds
+
+    thresholds = parse_thresholds(score_thr)
     if len(thresholds) > 1:
         raise OdvgError(f"--score-thr {score_thr}: several thresholds make a table; use --suite grefcoco", 2)
     with rep.progress(f"eval {metric}", unit="images") as advance:
@@ -363,15 +365,6 @@ def eval_cmd(
     rep.summary(f"eval {metric}", {k: v for k, v in result.items() if not isinstance(v, (list, dict))},
                 tables={k: v for k, v in result.items() if isinstance(v, list)})
 
-
-def _thresholds(spec: str) -> list[float]:
-    try:
-        out = [float(v) for v in spec.split(",") if v.strip()]
-    except ValueError:
-        raise OdvgError(f"--score-thr {spec!r}: expected numbers like 0.5,0.6,0.7,0.8", 2) from None
-    if not out or not all(0.0 <= v <= 1.0 for v in out):
-        raise OdvgError(f"--score-thr {spec!r}: expected numbers in [0, 1]", 2)
-    return out
 
 
 def infer_cmd(
