@@ -9,7 +9,10 @@ odinw       several OD files   each dataset's class names; AP per dataset and th
 refexp      VG                 the referring expression (one phrase)
 grefcoco    VG                 the expression; boxes above score 0.7 are the answer
 flickr30k   VG                 the caption with the regions' ``tokens_positive``
+dod         D³ OD + settings   the image's group sentences (concat or parallel), :mod:`.dod`
 ==========  =================  =========================================================
+
+A metric with no ground truth in its range is −1 (:data:`metrics.NA`), never 0.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from odvgkit.io import read_label_map, read_records, write_records
 from odvgkit_train import metrics as M
 from odvgkit_train.inference import load_model, predict_one, prompt_tokens, to_record
 
-METRICS = ("coco", "lvis", "refexp", "grefcoco", "flickr30k", "odinw")
+METRICS = ("coco", "lvis", "refexp", "grefcoco", "flickr30k", "odinw", "dod")
 OD_METRICS = ("coco", "lvis", "odinw")
 
 
@@ -54,7 +57,8 @@ def _items(data: Any) -> list[dict[str, Any]]:
 
 
 def predict_records(net: Any, gts: list[dict[str, Any]], image_root: Path, metric: str, names: list[str] | None,
-                    chunked_size: int, on_image: Callable[[int], None] | None) -> list[dict[str, Any]]:
+                    chunked_size: int, on_image: Callable[[int], None] | None,
+                    caption_prompt: dict[str, dict[str, str]] | None = None) -> list[dict[str, Any]]:
     preds = []
     for rec in gts:
         image = image_root / rec["filename"]
@@ -65,7 +69,7 @@ def predict_records(net: Any, gts: list[dict[str, Any]], image_root: Path, metri
         if metric == "flickr30k":
             spans = [r["tokens_positive"] for r in rec["grounding"]["regions"]] or None
         if names is not None:
-            pred = predict_one(net, image, "", names, None, chunked_size)
+            pred = predict_one(net, image, "", names, None, chunked_size, caption_prompt)
             out = to_record(image, image_root, pred, "", names, None, 0.0)
         else:
             pred = predict_one(net, image, caption, None, spans, -1)
@@ -87,8 +91,15 @@ def _relabel(preds: list[dict[str, Any]], keys: list[str]) -> None:
 def evaluate(data: Any, checkpoint: Any, metric: str, *, protocol: str = "official", model: str | None = None,
              text_encoder: str | Path | None = None, chunked_size: int = -1, predictions_out: str | Path | None = None,
              merge_boxes: bool = False, on_image: Callable[[int], None] | None = None,
-             warn: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Metrics of ``checkpoint`` (path or loaded model) on ODVG ground truth ``data``."""
+             warn: Callable[[str], None] | None = None, prompting: str = "concat",
+             score_thr: float = 0.7, frequencies: dict[str, str] | None = None,
+             predictions_in: list[dict[str, Any]] | None = None,
+             caption_prompt: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """Metrics of ``checkpoint`` (path or loaded model) on ODVG ground truth ``data``.
+
+    ``predictions_in`` (one prediction record per ground-truth record, in order) scores existing
+    predictions without a model (suites resuming from their cache, tests).
+    """
     from odvgkit.tokenizer import MAX_TOKENS
 
     if metric not in METRICS:
@@ -98,49 +109,86 @@ def evaluate(data: Any, checkpoint: Any, metric: str, *, protocol: str = "offici
     items = _items(data)
     if metric != "odinw" and len(items) != 1:
         raise OdvgError(f"--metric {metric} takes one ODVG file ({len(items)} given); odinw takes one per dataset", 2)
-    net = checkpoint if hasattr(checkpoint, "test_step") else load_model(checkpoint, model=model, text_encoder=text_encoder)
+    if predictions_in is not None:
+        if len(items) != 1:
+            raise OdvgError("predictions_in scores one ODVG file at a time", 2)
+        net = None
+    else:
+        net = checkpoint if hasattr(checkpoint, "test_step") else load_model(checkpoint, model=model, text_encoder=text_encoder)
     results: dict[str, Any] = {"metric": metric, "protocol": protocol}
     all_preds: list[dict[str, Any]] = []
     per_dataset = []
     for item in items:
         gts = [rec for _, rec in read_records(item["path"])]
         names = keys = None
+        if metric == "dod":
+            from odvgkit_train.dod import find_settings, predict_dod, read_settings
+
+            lm_path = item["label_map"] or item["path"].parent / "d3_label_map.json"
+            if not lm_path.is_file():
+                raise OdvgError(f"{lm_path}: no such label map (--metric dod reads d3_label_map.json beside the data)")
+            lm = read_label_map(lm_path)
+            settings = read_settings(find_settings(item["path"], item["label_map"]))
+            preds = (predictions_in if predictions_in is not None
+                     else predict_dod(net, gts, item["images"], lm, prompting, item["path"], on_image))
+            _check_pairs(item["path"], gts, preds)
+            results["prompting"] = prompting
+            results.update(M.dod_map(gts, preds, lm, settings))
+            results["images"] = len(gts)
+            all_preds += preds
+            continue
         if metric in OD_METRICS:
             if item["label_map"] is None:
                 raise OdvgError(f"{item['path']}: --metric {metric} needs a label map (--label-map or ',label_map=FILE')", 2)
             lm = read_label_map(item["label_map"])
             keys = sorted(lm, key=int)
             names = [lm[k] for k in keys]
-            n_tok = prompt_tokens(names, str(net.cfg.model.language_model.name))
+            n_tok = prompt_tokens(names, str(net.cfg.model.language_model.name)) if net is not None else 0
             if n_tok > MAX_TOKENS and chunked_size <= 0 and warn is not None:
                 warn(f"{item['label_map']}: {len(names)} classes are {n_tok} tokens, over the {MAX_TOKENS}-token limit; "
                      "classes past it are never predicted: use --chunked-size N")
         elif any("grounding" not in r for r in gts):
             raise OdvgError(f"{item['path']}: --metric {metric} needs VG (grounding) records")
-        preds = predict_records(net, gts, item["images"], metric, names, chunked_size, on_image)
+        if predictions_in is not None:
+            preds = predictions_in
+        else:
+            preds = predict_records(net, gts, item["images"], metric, names, chunked_size, on_image, caption_prompt)
+            if keys is not None:
+                _relabel(preds, keys)
+        _check_pairs(item["path"], gts, preds)
         if keys is not None:
-            _relabel(preds, keys)
             lm = read_label_map(item["label_map"])
         all_preds += preds
         if metric == "coco":
             results.update(M.coco_map(gts, preds, lm))
         elif metric == "lvis":
-            results.update(M.lvis_fixed_ap(gts, preds, lm))
+            results.update(M.lvis_fixed_ap(gts, preds, lm, frequencies=frequencies))
         elif metric == "odinw":
             scores = M.coco_map(gts, preds, lm)
             per_dataset.append({"dataset": item["path"].name, "mAP": scores["mAP"], "AP50": scores["AP50"]})
         elif metric == "refexp":
             results.update(M.refexp_precision(gts, preds, protocol=protocol))
         elif metric == "grefcoco":
-            results.update(M.grefcoco_scores(gts, preds, protocol=protocol))
+            results.update(M.grefcoco_scores(gts, preds, score_thr=score_thr, protocol=protocol))
         else:
             results.update(M.flickr_recall(gts, preds, merge_boxes=merge_boxes))
         results["images"] = results.get("images", 0) + len(gts)
     if metric == "odinw":
-        results["mean_mAP"] = sum(d["mAP"] for d in per_dataset) / len(per_dataset)
+        defined = [d["mAP"] for d in per_dataset if not M.is_na(d["mAP"])]
+        results["mean_mAP"] = sum(defined) / len(defined) if defined else M.NA
         results["datasets"] = per_dataset
     if predictions_out is not None:
         write_records(predictions_out, all_preds, inputs=[i["path"] for i in items])
         results["predictions"] = str(predictions_out)
-    # undefined ratios (e.g. N-acc without no-target expressions) are None, not NaN (valid JSON)
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in results.items()}
+    # undefined metrics are pycocotools' −1 everywhere, never NaN (invalid JSON) or 0
+    return {k: (M.NA if isinstance(v, float) and math.isnan(v) else v) for k, v in results.items()}
+
+
+def _check_pairs(path: Path, gts: list[dict[str, Any]], preds: list[dict[str, Any]]) -> None:
+    """Predictions must be for exactly the ground truth's images, in order (never silently paired)."""
+    if len(preds) != len(gts):
+        raise OdvgError(f"{path}: {len(gts)} ground-truth images but {len(preds)} prediction records")
+    for n, (g, p) in enumerate(zip(gts, preds, strict=True), 1):
+        if p.get("filename") != g.get("filename"):
+            raise OdvgError(f"{path}:{n}: filename: prediction for {p.get('filename')!r}, which is not this "
+                            f"ground-truth image ({g.get('filename')!r})")

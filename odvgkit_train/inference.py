@@ -152,8 +152,13 @@ def _pipeline(net: Any) -> Any:
 
 
 def predict_one(net: Any, image: str | Path, caption: str, classes: list[str] | None,
-                tokens_positive: list[list[list[int]]] | None, chunked_size: int = -1) -> Any:
-    """Raw mmdet ``pred_instances`` (boxes in original pixels) for one image."""
+                tokens_positive: list[list[list[int]]] | None, chunked_size: int = -1,
+                caption_prompt: dict[str, dict[str, str]] | None = None) -> Any:
+    """Raw mmdet ``pred_instances`` (boxes in original pixels) for one image.
+
+    ``caption_prompt`` (class name → ``prefix``/``name``/``suffix``) is MMDetection's enhanced class
+    prompt (ODinW configs), handed to the model as its own datasets do.
+    """
     import torch
 
     net.test_cfg["chunked_size"] = chunked_size if classes is not None else -1
@@ -165,6 +170,8 @@ def predict_one(net: Any, image: str | Path, caption: str, classes: list[str] | 
     else:
         data.update(text=caption, custom_entities=False, tokens_positive=-1)
     packed = _pipeline(net)(data)
+    if caption_prompt and classes is not None:
+        packed["data_samples"].set_metainfo({"caption_prompt": caption_prompt})
     batch = {"inputs": [packed["inputs"]], "data_samples": [packed["data_samples"]]}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -10,6 +10,11 @@ pseudo-label loops. Where MMDetection's port differs from the official protocol,
   the order the model returned.
 * Flickr30k Entities — ``merge_boxes=True`` (one union box per phrase, the MDETR "merged" mode
   that crashes in mmdet) or False (any of the phrase's boxes).
+
+A metric with no ground truth in its range (COCO APs on a dataset without small objects, LVIS APr
+without rare classes, N-acc without no-target expressions) is :data:`NA` = −1, exactly as
+pycocotools reports it; never 0, which would read as a model that found nothing. Tables print it
+as ``n/a`` (:func:`fmt`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,27 @@ from typing import Any
 import numpy as np
 
 Record = dict[str, Any]
+
+NA = -1.0  # "no ground truth in range" (pycocotools' −1)
+
+
+def is_na(value: Any) -> bool:
+    """True for an undefined metric: −1 (pycocotools), NaN or None."""
+    return value is None or (isinstance(value, float) and (value != value or value == NA))
+
+
+def na(value: float) -> float:
+    """NaN (an undefined ratio) → :data:`NA`, anything else unchanged."""
+    return NA if value != value else value
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A metric as the guide's tables print it (``n/a`` when undefined)."""
+    if is_na(value):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
 
 
 # ----------------------------------------------------------------------------------- box helpers
@@ -85,8 +111,8 @@ def refexp_precision(gts: list[Record], preds: list[Record], ks: Sequence[int] =
         ious = iou_matrix([b for b, _ in ranked], gt_boxes).max(axis=1)
         for k in ks:
             hits[k] += bool((ious[:k] >= iou_thr).any())
-    n = max(1, len(gts))
-    return {f"P@{k}": hits[k] / n for k in ks}
+    n = len(gts)
+    return {f"P@{k}": hits[k] / n if n else NA for k in ks}
 
 
 # ----------------------------------------------------------------------------------- gRefCOCO
@@ -120,9 +146,9 @@ def grefcoco_scores(gts: list[Record], preds: list[Record], score_thr: float = 0
             f1 = 2 * tp / (2 * tp + fp + fn)
         correct += f1 >= f1_thr
     return {
-        "Pr@F1": correct / max(1, len(gts)),
-        "N-acc": nt["TP"] / (nt["TP"] + nt["FN"]) if nt["TP"] + nt["FN"] else float("nan"),
-        "T-acc": nt["TN"] / (nt["TN"] + nt["FP"]) if nt["TN"] + nt["FP"] else float("nan"),
+        "Pr@F1": correct / len(gts) if gts else NA,
+        "N-acc": nt["TP"] / (nt["TP"] + nt["FN"]) if nt["TP"] + nt["FN"] else NA,
+        "T-acc": nt["TN"] / (nt["TN"] + nt["FP"]) if nt["TN"] + nt["FP"] else NA,
     }
 
 
@@ -154,7 +180,7 @@ def flickr_recall(gts: list[Record], preds: list[Record], ks: Sequence[int] = (1
             ious = iou_matrix([b for b, _ in ranked], gt_boxes).max(axis=1)
             for k in ks:
                 hits[k] += bool((ious[:k] >= iou_thr).any())
-    return {f"R@{k}": hits[k] / max(1, total) for k in ks}
+    return {f"R@{k}": hits[k] / total if total else NA for k in ks}
 
 
 # ---------------------------------------------------------------------------------------- COCO
@@ -167,7 +193,8 @@ def coco_dicts(gts: list[Record], preds: list[Record], label_map: dict[str, str]
         for inst in (gt.get("detection") or {}).get("instances", []):
             x1, y1, x2, y2 = inst["bbox"]
             anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(inst["label"]),
-                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
+                         "iscrowd": int(inst.get("iscrowd", 0))})
         for inst in (pred.get("detection") or {}).get("instances", []):
             x1, y1, x2, y2 = inst["bbox"]
             dets.append({"image_id": i, "category_id": int(inst["label"]), "bbox": [x1, y1, x2 - x1, y2 - y1],
@@ -178,30 +205,75 @@ def coco_dicts(gts: list[Record], preds: list[Record], label_map: dict[str, str]
 COCO_NAMES = ("mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
 
-def coco_map(gts: list[Record], preds: list[Record], label_map: dict[str, str]) -> dict[str, float]:
-    """COCO bbox AP/AR with pycocotools (faster-coco-eval's drop-in when installed)."""
+def coco_backend(backend: str = "auto") -> tuple[Any, Any, str]:
+    """``(COCO, COCOeval, name)``: faster-coco-eval's drop-in when importable (``auto``), else pycocotools."""
+    if backend in ("auto", "faster-coco-eval"):
+        try:
+            from faster_coco_eval import COCO  # type: ignore[import-not-found]
+            from faster_coco_eval import COCOeval_faster as COCOeval  # type: ignore[import-not-found]
+
+            return COCO, COCOeval, "faster-coco-eval"
+        except ImportError:
+            if backend != "auto":
+                from odvgkit.errors import OdvgError
+
+                raise OdvgError("faster-coco-eval is not installed (pip install faster-coco-eval)", 3) from None
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    return COCO, COCOeval, "pycocotools"
+
+
+def coco_evaluate(gt: dict[str, Any], dets: list[dict[str, Any]], backend: str = "auto") -> Any:
+    """A summarised ``COCOeval`` of ``dets`` against the COCO dict ``gt`` (stdout silenced).
+
+    No detections at all is a valid result (AP 0 where there is ground truth, −1 where there is
+    none); pycocotools' ``loadRes([])`` crashes on it, so the empty result is built directly.
+    """
+    import gc
+
+    COCO, COCOeval, _ = coco_backend(backend)
+    # pycocotools allocates millions of small dicts and lists that form no reference cycles; the
+    # cyclic collector would rescan them (and the caller's records) again and again, a large share
+    # of the evaluation time. It is paused for the evaluation only.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _coco_evaluate(COCO, COCOeval, gt, dets)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _coco_evaluate(COCO: Any, COCOeval: Any, gt: dict[str, Any], dets: list[dict[str, Any]]) -> Any:
     import contextlib
     import io
 
-    gt, dets = coco_dicts(gts, preds, label_map)
-    try:
-        from faster_coco_eval import COCO  # type: ignore[import-not-found]
-        from faster_coco_eval import COCOeval_faster as COCOeval
-    except ImportError:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = gt
         coco_gt.createIndex()
-        if not dets:
-            return dict.fromkeys(COCO_NAMES, 0.0)
-        coco_dt = coco_gt.loadRes(dets)
+        if dets:
+            coco_dt = coco_gt.loadRes(dets)
+        else:
+            coco_dt = COCO()
+            coco_dt.dataset = {"images": gt["images"], "annotations": [], "categories": gt["categories"]}
+            coco_dt.createIndex()
         ev = COCOeval(coco_gt, coco_dt, "bbox")
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return {name: max(0.0, float(v)) for name, v in zip(COCO_NAMES, ev.stats, strict=False)}
+    return ev
+
+
+def coco_map(gts: list[Record], preds: list[Record], label_map: dict[str, str], backend: str = "auto") -> dict[str, float]:
+    """COCO bbox AP/AR with pycocotools (faster-coco-eval's drop-in when installed).
+
+    Values are pycocotools' own: −1 (:data:`NA`) where no ground truth falls in the range.
+    """
+    gt, dets = coco_dicts(gts, preds, label_map)
+    ev = coco_evaluate(gt, dets, backend)
+    return {name: float(v) for name, v in zip(COCO_NAMES, ev.stats, strict=False)}
 
 
 # ----------------------------------------------------------------------------------- LVIS (fixed AP)
@@ -223,13 +295,16 @@ def _ap101(tp: np.ndarray, n_gt: int) -> float:
 
 
 def lvis_fixed_ap(gts: list[Record], preds: list[Record], label_map: dict[str, str], max_dets_per_cat: int = 10000,
-                  iou_thrs: Sequence[float] = tuple(np.linspace(0.5, 0.95, 10))) -> dict[str, float]:
+                  iou_thrs: Sequence[float] = tuple(np.linspace(0.5, 0.95, 10)),
+                  frequencies: dict[str, str] | None = None) -> dict[str, float]:
     """LVIS federated AP with the fixed-AP protocol (Dave et al. 2021): no per-image cap, the top
     ``max_dets_per_cat`` detections of each class over the whole dataset.
 
     A class is evaluated on images where it is annotated positive or listed in
     ``neg_category_ids``; on images listing it in ``not_exhaustive_category_ids`` its unmatched
     detections are ignored (neither TP nor FP). AP averages over classes with ground truth.
+    With ``frequencies`` (label → ``r``/``c``/``f``, LVIS's ``frequency``) APr/APc/APf average over
+    the rare/common/frequent classes with ground truth (−1 when a group has none, as lvis-api).
     """
     cats = sorted(int(k) for k in label_map)
     per_cat_ap: dict[int, list[float]] = {}
@@ -249,10 +324,12 @@ def lvis_fixed_ap(gts: list[Record], preds: list[Record], label_map: dict[str, s
         n_gt = sum(len(v) for v in gt_by_img.values())
         if n_gt == 0:
             continue
-        dets = [(float(inst.get("score", 1.0)), i, inst["bbox"]) for i, pred in enumerate(preds) if i in evaluated
+        # the budget is taken over the raw results, before the federated filter (as Dave et al.'s
+        # evaluate_ap_fixed.py caps the results file, then lvis-api drops non-evaluated images)
+        dets = [(float(inst.get("score", 1.0)), i, inst["bbox"]) for i, pred in enumerate(preds)
                 for inst in (pred.get("detection") or {}).get("instances", []) if int(inst["label"]) == c]
         dets.sort(key=lambda t: -t[0])
-        dets = dets[:max_dets_per_cat]
+        dets = [d for d in dets[:max_dets_per_cat] if d[1] in evaluated]
         aps = []
         for thr in iou_thrs:
             used: dict[int, np.ndarray] = {i: np.zeros(len(b), bool) for i, b in gt_by_img.items()}
@@ -276,7 +353,76 @@ def lvis_fixed_ap(gts: list[Record], preds: list[Record], label_map: dict[str, s
             aps.append(_ap101(np.asarray(flags, dtype=np.float64), n_gt))
         per_cat_ap[c] = aps
     if not per_cat_ap:
-        return {"AP": float("nan"), "AP50": float("nan"), "AP75": float("nan")}
+        return {"AP": NA, "AP50": NA, "AP75": NA, "classes": 0.0}
     arr = np.asarray(list(per_cat_ap.values()))
-    return {"AP": float(arr.mean()), "AP50": float(arr[:, 0].mean()), "AP75": float(arr[:, 5].mean()),
-            "classes": float(len(per_cat_ap))}
+    out = {"AP": float(arr.mean()), "AP50": float(arr[:, 0].mean()), "AP75": float(arr[:, 5].mean())}
+    if frequencies is not None:
+        for f in "rcf":
+            rows = [v for c, v in per_cat_ap.items() if frequencies.get(str(c)) == f]
+            out[f"AP{f}"] = float(np.mean(rows)) if rows else NA
+    out["classes"] = float(len(per_cat_ap))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ D³
+DOD_BUCKETS = (("short", 1, 3), ("middle", 4, 6), ("long", 7, 9), ("very_long", 10, 10**9))
+
+
+def dod_length_buckets(names: dict[int, str], per_cat_ap: dict[int, float]) -> dict[str, float]:
+    """Unweighted mean AP of the sentences of each length (words split on single spaces, as D³).
+
+    A bucket with no sentence that has ground truth is :data:`NA` (D³'s script and MMDetection divide
+    by zero there).
+    """
+    out = {}
+    for bucket, lo, hi in DOD_BUCKETS:
+        aps = [ap for c, ap in per_cat_ap.items() if lo <= len(names[c].split(" ")) <= hi]
+        out[bucket] = float(np.mean(aps)) if aps else NA
+    return out
+
+
+def _restrict(rec: Record, labels: set[int]) -> Record:
+    insts = [x for x in (rec.get("detection") or {}).get("instances", []) if int(x["label"]) in labels]
+    return {**rec, "detection": {"instances": insts}}
+
+
+def dod_map(gts: list[Record], preds: list[Record], label_map: dict[str, str], settings: dict[str, Any],
+            backend: str = "auto") -> dict[str, float]:
+    """D³ mAP per setting (FULL/PRES/ABS) and by sentence length, from *one* set of predictions.
+
+    Each setting is COCO evaluation restricted to its sentences (categories) and images, exactly as
+    D³'s official script runs pycocotools on ``d3_{full,pres,abs}_annotations.json``; a sentence's AP
+    is the mean of its precision over IoU thresholds and recall points (``precision[..., 0, -1] > -1``).
+    Keys: ``FULL``, ``FULL/short``, ``FULL/middle``, ``FULL/long``, ``FULL/very_long``, and so on.
+    """
+    out: dict[str, float] = {}
+    for name, setting in settings.items():
+        labels = {int(v) for v in setting["labels"]}
+        image_ids = {int(v) for v in setting["image_ids"]}
+        keep = [i for i, g in enumerate(gts) if int(g["dod"]["image_id"]) in image_ids]
+
+        sub_gts = [_restrict(gts[i], labels) for i in keep]
+        sub_preds = [_restrict(preds[i], labels) for i in keep]
+        lm = {str(c): label_map[str(c)] for c in sorted(labels)}
+        gt, dets = coco_dicts(sub_gts, sub_preds, lm)
+        ev = coco_evaluate(gt, dets, backend)
+        precision = ev.eval["precision"][:, :, :, 0, -1]
+        per_cat: dict[int, float] = {}
+        for k, cat in enumerate(ev.params.catIds):
+            p = precision[:, :, k]
+            if (p > -1).any():
+                per_cat[int(cat)] = float(p[p > -1].mean())
+        out[name] = float(ev.stats[0])
+        names = {int(c): n for c, n in lm.items()}
+        for bucket, value in dod_length_buckets(names, per_cat).items():
+            out[f"{name}/{bucket}"] = value
+    return out
+
+
+def na_for_table(result: Any) -> Any:
+    """A copy of a result (dicts/lists nested) with undefined metrics as the string ``n/a``."""
+    if isinstance(result, dict):
+        return {k: na_for_table(v) for k, v in result.items()}
+    if isinstance(result, list):
+        return [na_for_table(v) for v in result]
+    return "n/a" if isinstance(result, float) and is_na(result) else result

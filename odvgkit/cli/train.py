@@ -184,9 +184,9 @@ finetune.__doc__ = """Finetune from a checkpoint: closed-set, open-set continued
 
 
 def eval_cmd(
-    data: Annotated[list[str], typer.Argument(help="ODVG file(s) with ground truth (odinw: one per dataset).", show_default=False)],
+    data: Annotated[list[str], typer.Argument(help="ODVG file(s) with ground truth (odinw: one per dataset); with --suite, the suite's root folder.", show_default=False)],
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Checkpoint (.pth) to evaluate.")],
-    metric: Annotated[str, typer.Option("--metric", help="coco | lvis | refexp | grefcoco | flickr30k | odinw.")] = "coco",
+    metric: Annotated[str, typer.Option("--metric", help="coco | lvis | refexp | grefcoco | flickr30k | odinw | dod.")] = "coco",
     label_map: LabelMap = None,
     image_root: ImageRoot = None,
     protocol: Annotated[str, typer.Option("--protocol", help="official | mmdet (grefcoco, flickr30k, refexp differ).")] = "official",
@@ -197,22 +197,35 @@ def eval_cmd(
     flickr_merged: Annotated[
         bool, typer.Option("--flickr-merged", help="flickr30k: one union box per phrase (MDETR merged mode).")
     ] = False,
+    prompting: Annotated[str, typer.Option("--prompting", help="dod: concat (one prompt) | parallel (one forward per sentence); --suite dod: also concat,parallel (a row each).")] = "concat",
+    suite: Annotated[
+        str | None, typer.Option("--suite", help="A whole benchmark table: coco | lvis-minival | lvis-val | odinw13 | odinw35 | refexp | grefcoco | flickr30k | dod.")
+    ] = None,
+    score_thr: Annotated[str, typer.Option("--score-thr", help="grefcoco: answer threshold(s), e.g. 0.5,0.6,0.7,0.8.")] = "0.7",
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="--suite: also write the table as Markdown.")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help="--suite: prediction cache folder (default: CHECKPOINT.eval-cache/).")] = None,
     force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
-    """Evaluate a checkpoint on ODVG ground truth.
+    """Evaluate a checkpoint on ODVG ground truth, or a whole benchmark table with --suite.
 
     coco: COCO mAP (pycocotools; faster-coco-eval if installed). lvis: fixed AP (top 10,000
     detections per class, federated negatives). refexp: Precision@1/5/10. grefcoco: Pr@(F1=1,
     IoU≥0.5) and N-acc. flickr30k: Recall@1/5/10. odinw: COCO AP per dataset and the mean.
-    See docs/train.md for where --protocol official and mmdet differ.
+    dod: D³ mAP for FULL/PRES/ABS and by sentence length, every image inferred once.
+    --suite runs every dataset of a guide table from its root folder (layouts in docs/train.md),
+    caches each dataset's predictions so an interrupted run resumes, and prints the table.
+    See docs/train.md for where --protocol official and mmdet differ. A metric with no ground
+    truth in its range prints n/a (-1 in --json, as pycocotools).
 
     [bold]Examples[/bold]
 
       odvgkit eval coco_val_od.jsonl,images=coco/val2017 --label-map coco2017_label_map.json --checkpoint run/iter_30000.pth --metric coco
 
       odvgkit eval refcoco_val_vg.jsonl --image-root coco/train2014 --checkpoint mm_gdino_t.pth --metric refexp
+
+      odvgkit eval --suite odinw13 data/odinw --checkpoint mm_gdino_t.pth --markdown odinw13.md
     """
     _need_extra()
     from odvgkit_train import api
@@ -220,11 +233,31 @@ def eval_cmd(
 
     rep = reporter(quiet, json_mode)
     _threads()
+    if suite is not None:
+        from odvgkit_train.suites import run_suite_cli
+
+        clash = [n for n, v in (("--predictions", predictions), ("--label-map", label_map), ("--image-root", image_root),
+                                ("--flickr-merged", flickr_merged)) if v]
+        if clash:
+            raise OdvgError(f"{clash[0]} does not go with --suite (the layout fixes each dataset's files; predictions are cached)", 2)
+
+        run_suite_cli(rep, suite, data, checkpoint, protocol=protocol, model=model, text_encoder=text_encoder,
+                      chunked_size=chunked_size, score_thr=score_thr, markdown=markdown, prompting=prompting,
+                      cache=cache / suite if cache else None)
+        return
     items = items_from_specs(data, image_root, label_map)
+    from odvgkit_train.suites import parse_thresholds
+
+    thresholds = parse_thresholds(score_thr)
+    if len(thresholds) > 1:
+        raise OdvgError(f"--score-thr {score_thr}: several thresholds make a table; use --suite grefcoco", 2)
     with rep.progress(f"eval {metric}", unit="images") as advance:
         result = api.evaluate(items, checkpoint, metric, protocol=protocol, model=model, text_encoder=text_encoder,
                               chunked_size=chunked_size, predictions_out=predictions, merge_boxes=flickr_merged,
-                              on_image=advance, warn=rep.warn)
+                              on_image=advance, warn=rep.warn, prompting=prompting, score_thr=thresholds[0])
+    from odvgkit_train.metrics import na_for_table
+
+    result = na_for_table(result) if not json_mode else result
     rep.summary(f"eval {metric}", {k: v for k, v in result.items() if not isinstance(v, (list, dict))},
                 tables={k: v for k, v in result.items() if isinstance(v, list)})
 

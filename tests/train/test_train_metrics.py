@@ -106,5 +106,8 @@ def test_lvis_fixed_ap_federated_by_hand() -> None:
     # class 0 verified absent on img1 → its det there is a FP ranked first → AP(0) = 0.5
     img1_neg = od([(B, 1)], neg_category_ids=[0], not_exhaustive_category_ids=[1])
     assert M.lvis_fixed_ap([img0, img1_neg], [p0, p1], lm)["AP"] == pytest.approx(0.75)
-    # the per-class budget keeps only the top detection: class 1 keeps just the ignored one → AP(1) = 0
-    assert M.lvis_fixed_ap([img0, img1], [p0, p1], lm, max_dets_per_cat=1)["AP"] == pytest.approx(0.5)
+    # the per-class budget keeps only the top detection, taken over the raw results as the official
+    # script does: class 1 keeps just the ignored one → AP(1) = 0; class 0's is on img1, where class 0
+    # is not evaluated, so it is dropped after the cap → AP(0) = 0
+    assert M.lvis_fixed_ap([img0, img1], [p0, p1], lm, max_dets_per_cat=1)["AP"] == pytest.approx(0.0)
+    assert M.lvis_fixed_ap([img0, img1], [p0, p1], lm, max_dets_per_cat=2)["AP"] == pytest.approx(1.0)
