@@ -77,7 +77,7 @@ def _relabel(preds: list[dict[str, Any]], keys: list[str]) -> None:
 def evaluate(data: Any, checkpoint: Any, metric: str, *, protocol: str = "official", model: str | None = None,
              text_encoder: str | Path | None = None, chunked_size: int = -1, predictions_out: str | Path | None = None,
              merge_boxes: bool = False, on_image: Callable[[int], None] | None = None,
-             warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+             warn: Callable[[str], None] | None = None, show_dir: str | Path | None = None) -> dict[str, Any]:
     """Metrics of ``checkpoint`` (path or loaded model) on ODVG ground truth ``data``."""
     from odvgkit.tokenizer import MAX_TOKENS
     from odvgkit_train.inference import load_model, prompt_tokens
@@ -113,6 +113,12 @@ def evaluate(data: Any, checkpoint: Any, metric: str, *, protocol: str = "offici
             _relabel(preds, keys)
             lm = read_label_map(item["label_map"])
         all_preds += preds
+        if show_dir is not None:  # ground truth | prediction side by side (mmdet's test.py --show-dir)
+            from odvgkit_train.showdir import write_pairs
+
+            target = Path(show_dir) if len(items) == 1 else Path(show_dir) / item["path"].name.split(".")[0]
+            results["shown"] = results.get("shown", 0) + write_pairs(
+                gts, preds, item["images"], target, read_label_map(item["label_map"]) if keys is not None else None)
         if metric == "coco":
             results.update(M.coco_map(gts, preds, lm))
         elif metric == "lvis":

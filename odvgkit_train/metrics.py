@@ -178,7 +178,7 @@ def coco_dicts(gts: list[Record], preds: list[Record], label_map: dict[str, str]
 COCO_NAMES = ("mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
 
-def coco_map(gts: list[Record], preds: list[Record], label_map: dict[str, str]) -> dict[str, float]:
+def coco_map(gts: list[Record], preds: list[Record], label_map: dict[str, str]) -> dict[str, float | None]:
     """COCO bbox AP/AR with pycocotools (faster-coco-eval's drop-in when installed)."""
     import contextlib
     import io
@@ -201,7 +201,8 @@ def coco_map(gts: list[Record], preds: list[Record], label_map: dict[str, str]) 
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return {name: max(0.0, float(v)) for name, v in zip(COCO_NAMES, ev.stats, strict=False)}
+    # pycocotools' -1 means "undefined" (no ground truth in that area range): None, never a fake 0
+    return {name: (None if float(v) < 0 else float(v)) for name, v in zip(COCO_NAMES, ev.stats, strict=False)}
 
 
 # ----------------------------------------------------------------------------------- LVIS (fixed AP)

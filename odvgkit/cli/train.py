@@ -299,6 +299,9 @@ def eval_cmd(
     flickr_merged: Annotated[
         bool, typer.Option("--flickr-merged", help="flickr30k: one union box per phrase (MDETR merged mode).")
     ] = False,
+    show_dir: Annotated[
+        Path | None, typer.Option("--show-dir", help="Write ground truth | prediction side by side, one image per test image.")
+    ] = None,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -328,15 +331,19 @@ def eval_cmd(
     with rep.progress(f"eval {metric}", unit="images") as advance:
         result = api.evaluate(items, checkpoint, metric, protocol=protocol, model=model, text_encoder=text_encoder,
                               chunked_size=chunked_size, predictions_out=predictions, merge_boxes=flickr_merged,
-                              on_image=advance, warn=rep.warn)
-    rep.summary(f"eval {metric}", {k: v for k, v in result.items() if not isinstance(v, (list, dict))},
-                tables={k: v for k, v in result.items() if isinstance(v, list)})
+                              on_image=advance, warn=rep.warn, **({"show_dir": show_dir} if show_dir else {}))
+    # undefined values (pycocotools' -1: no ground truth in that range) are null in --json, "n/a" in the table
+    rows = {k: (v if v is not None or json_mode else "n/a") for k, v in result.items() if not isinstance(v, (list, dict))}
+    rep.summary(f"eval {metric}", rows, tables={k: v for k, v in result.items() if isinstance(v, list)})
 
 
 def infer_cmd(
     images: Annotated[list[Path], typer.Argument(help="Image files or folders.", show_default=False)],
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Checkpoint (.pth).")],
-    texts: Annotated[str, typer.Option("--texts", help="'cat . dog' (classes), '$: coco' (a dataset's classes), or a caption.")],
+    texts: Annotated[
+        str | None,
+        typer.Option("--texts", help="'cat . dog' (classes), '$: coco' (a dataset's classes), or a caption; none for a closed-set detector."),
+    ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Predictions (ODVG with scores): .jsonl/.jsonl.gz/.parquet.")] = Path("preds.jsonl"),
     chunked_size: Annotated[int, typer.Option("--chunked-size", help="Classes per prompt chunk (vocabularies over 256 tokens).")] = -1,
     tokens_positive: Annotated[
