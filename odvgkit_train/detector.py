@@ -262,7 +262,8 @@ def detector_config(train: Sequence[Source], opts: DetectorOptions, val: Source 
         switch_epoch = epochs - s2 if s2 else None
         switch_iter = None
     lr = effective_lr(opts)
-    warmup = max(1, min(RTMDET_WARMUP_ITERS, total // 10))
+    # mmengine's LinearLR reaches the full rate at its last step: a 1-step window would never leave start_factor
+    warmup = max(2, min(RTMDET_WARMUP_ITERS, total // 10))
     # RTMDet's cosine covers the second half of the run (150 → 300 epochs), down to 5 % of the rate
     cosine_begin = total // 2 if by_iter else epochs // 2
     cosine_end = total if by_iter else epochs

@@ -60,6 +60,7 @@ class StagedPipelineSwitchHook(Hook):
         self.switch_epoch = switch_epoch
         self.switch_iter = switch_iter
         self.switched = False
+        self._retired: list[Any] = []
 
     def _switch(self, runner: Any, restart_iterator: bool) -> None:
         from mmcv.transforms import Compose
@@ -71,11 +72,19 @@ class StagedPipelineSwitchHook(Hook):
             loader._DataLoader__initialized = False
             loader._iterator = None
             loader._DataLoader__initialized = True
-        if restart_iterator and hasattr(runner.train_loop, "dataloader_iterator"):
+        if restart_iterator and getattr(loader, "num_workers", 0) > 0 and hasattr(runner.train_loop, "dataloader_iterator"):
+            # worker processes hold copies of the old pipeline: start new ones. The old iterator is kept
+            # referenced: collecting it would close the InfiniteSampler's shared index generator.
             from mmengine.runner.loops import _InfiniteDataloaderIterator
 
+            old = runner.train_loop.dataloader_iterator
+            inner = getattr(old, "_iterator", None)
+            if hasattr(inner, "_shutdown_workers"):
+                inner._shutdown_workers()
+            self._retired.append(old)
             runner.train_loop.dataloader_iterator = _InfiniteDataloaderIterator(loader)
-        runner.logger.info(f"Switch pipeline now! (stage 2 from {'epoch ' + str(runner.epoch) if restart_iterator is False else 'iteration ' + str(runner.iter + 1)})")
+        where = f"iteration {runner.iter + 2}" if restart_iterator else f"epoch {runner.epoch + 1}"  # 1-based, as logged
+        runner.logger.info(f"Switch pipeline now! (stage 2 from {where})")
         self.switched = True
 
     def before_train_epoch(self, runner: Any) -> None:

@@ -110,8 +110,9 @@ def detector_cmd(
         "val_images": val_source.n_records if val_source else 0,
         "epochs": info["epochs"] if max_iters is None else None,
         "iterations": info["max_iters"],
-        "stage2_from": (f"epoch {info['switch_epoch']}" if info["switch_epoch"] is not None
-                        else f"iteration {info['switch_iter']}" if info["switch_iter"] is not None else "never"),
+        # 1-based, as mmengine's log counts them (the config's switch_epoch/switch_iter are 0-based indices)
+        "stage2_from": (f"epoch {info['switch_epoch'] + 1}" if info["switch_epoch"] is not None
+                        else f"iteration {info['switch_iter'] + 1}" if info["switch_iter"] is not None else "never"),
         "batch": batch_size,
         "lr": cfg["optim_wrapper"]["optimizer"]["lr"],
     }

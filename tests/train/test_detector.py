@@ -87,7 +87,7 @@ def test_loss_falls_and_schedule_follows_the_tutorial(run: DetectorRun) -> None:
     s = run.summary
     assert (s["classes"], s["images"], s["val_images"], s["epochs"], s["iterations"]) == (3, 24, 8, 6, 36)
     assert s["lr"] == pytest.approx(0.5 * 4 / 256)  # lr × batch / 256
-    assert s["stage2_from"] == "epoch 5"  # RTMDet's 20/300 of 6 epochs → 1 stage-2 epoch
+    assert s["stage2_from"] == "epoch 6"  # RTMDet's 20/300 of 6 epochs → 1 stage-2 epoch (the last)
     assert "Switch pipeline now!" in run.stderr
     losses = _losses(run.work_dir)
     assert len(losses) == 36

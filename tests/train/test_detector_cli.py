@@ -1,0 +1,107 @@
+"""``train detector``: bad input gets one line; --max-iters with TensorBoard events; family mix-ups refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_cli
+from .test_detector import BCCD, CLASSES, voc_split_to_odvg
+from .test_train_errors import _one_line_error
+
+IMAGES = BCCD / "JPEGImages"
+
+
+@pytest.fixture(scope="module")
+def od(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("od")
+    lm = d / "lm.json"
+    lm.write_text(json.dumps({str(i): c for i, c in enumerate(CLASSES)}))
+    return voc_split_to_odvg("train", d / "train_od.jsonl"), lm
+
+
+def _fake_checkpoint(path: Path, model_type: str) -> Path:
+    """A checkpoint whose stored config names the model family (what mmengine writes in ``meta.cfg``)."""
+    import torch
+
+    torch.save({"state_dict": {"x.weight": torch.zeros(1)}, "meta": {"cfg": f"model = dict(type='{model_type}')\n"}}, path)
+    return path
+
+
+def test_unknown_detector_model(od, tmp_path: Path) -> None:
+    train, lm = od
+    proc = run_cli("train", "detector", f"{train},images={IMAGES}", "--label-map", str(lm), "--model", "rtmdet-xxl",
+                   "--work-dir", str(tmp_path / "w"), check=False)
+    _one_line_error(proc, "rtmdet-xxl", "rtmdet-tiny, rtmdet-s, rtmdet-m")
+    assert proc.returncode == 2 and not (tmp_path / "w").exists()
+
+
+def test_vg_only_data_is_refused(tmp_path: Path) -> None:
+    vg = tmp_path / "vg.jsonl"
+    vg.write_text(json.dumps({"filename": "BloodImage_00000.jpg", "height": 480, "width": 640, "grounding": {
+        "caption": "a white cell", "regions": [{"bbox": [260, 177, 491, 376], "phrase": "a white cell",
+                                                "tokens_positive": [[0, 12]]}]}}) + "\n")
+    proc = run_cli("train", "detector", f"{vg},images={IMAGES}", "--work-dir", str(tmp_path / "w"), check=False)
+    _one_line_error(proc, str(vg), "closed-set detector needs OD (detection) data with a label map")
+    assert proc.returncode == 2
+
+
+def test_other_family_checkpoints_are_refused(od, demo, bert_dir, tmp_path: Path) -> None:
+    train, lm = od
+    gdino = _fake_checkpoint(tmp_path / "gdino.pth", "GroundingDINO")
+    rtmdet = _fake_checkpoint(tmp_path / "rtmdet.pth", "RTMDet")
+    proc = run_cli("train", "detector", f"{train},images={IMAGES}", "--label-map", str(lm), "--load-from", str(gdino),
+                   "--work-dir", str(tmp_path / "w1"), check=False)
+    _one_line_error(proc, "gdino.pth", "Grounding DINO checkpoint", "closed-set detector", "train pretrain|finetune")
+    proc = run_cli("train", "finetune", str(demo.od_file), "--label-map", str(demo.label_map), "--image-root",
+                   str(demo.image_root), "--model", "tiny", "--text-encoder", str(bert_dir), "--work-dir",
+                   str(tmp_path / "w2"), "--max-iters", "1", "--num-workers", "0", "--load-from", str(rtmdet), check=False)
+    _one_line_error(proc, "rtmdet.pth", "closed-set detector (RTMDet) checkpoint", "Grounding DINO", "train detector")
+    proc = run_cli("infer", str(IMAGES / "BloodImage_00000.jpg"), "--checkpoint", str(rtmdet), "--texts", "cell .",
+                   "-o", str(tmp_path / "p.jsonl"), check=False)
+    _one_line_error(proc, "--texts", "closed-set detector", "no text prompt")
+    proc = run_cli("infer", str(IMAGES / "BloodImage_00000.jpg"), "--checkpoint", str(gdino),
+                   "-o", str(tmp_path / "p.jsonl"), check=False)
+    _one_line_error(proc, "--texts is required", "Grounding DINO")
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_training_image_that_does_not_decode(od, tmp_path: Path) -> None:
+    _, lm = od
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(IMAGES / "BloodImage_00000.jpg", images / "ok.jpg")
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    data = tmp_path / "od.jsonl"
+    box = {"bbox": [260, 177, 491, 376], "label": 1}
+    data.write_text("".join(json.dumps({"filename": f, "height": 480, "width": 640, "detection": {"instances": [box]}}) + "\n"
+                            for f in ("ok.jpg", "broken.jpg")))
+    proc = run_cli("train", "detector", f"{data},images={images}", "--label-map", str(lm), "--epochs", "1",
+                   "--batch-size", "2", "--img-size", "64", "--num-workers", "0", "--work-dir", str(tmp_path / "w"),
+                   check=False)
+    _one_line_error(proc, f"{data}:2: filename:", "broken.jpg", "does not decode")
+
+
+def test_max_iters_run_writes_tensorboard_events_and_switches_by_iteration(od, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train, lm = od
+    work = tmp_path / "w"
+    proc = run_cli("train", "detector", f"{train},images={IMAGES}", "--label-map", str(lm), "--max-iters", "3",
+                   "--batch-size", "2", "--img-size", "64", "--num-workers", "0", "--log-interval", "1",
+                   "--vis-backend", "tensorboard", "--work-dir", str(work), "--json")
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["iterations"] == 3 and summary["epochs"] is None and summary["stage2_from"] == "iteration 3"
+    assert "Switch pipeline now! (stage 2 from iteration 3)" in proc.stderr
+    assert Path(summary["checkpoint"]).name == "iter_3.pth"
+    events = sorted(work.rglob("events.out.tfevents.*"))
+    assert events, list(work.rglob("*"))
+    acc = EventAccumulator(str(events[0].parent), size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("loss")] == [1, 2, 3]
+    assert "train_sample" in acc.Tags()["images"]
+    image = acc.Images("train_sample")[0]
+    assert (image.width, image.height) == (64, 64)
