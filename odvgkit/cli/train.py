@@ -81,6 +81,7 @@ def _run_train(
     dry_run: bool,
     quiet: bool,
     json_mode: bool,
+    vis_backend: str = "local",
 ) -> None:
     _need_extra()
     from odvgkit_train import api
@@ -115,6 +116,7 @@ def _run_train(
         seed=seed,
         log_interval=log_interval,
         check_sync=check_sync,
+        vis_backend=vis_backend,
         launcher="pytorch" if launcher == "none" and nproc * nnodes > 1 else launcher,
         extra={"cuda": _cuda()},
     )
@@ -245,13 +247,14 @@ def _train_command(stage: str):
             bool, typer.Option("--check-sync", help="Hash the weights on every rank after training; fail if they differ.")
         ] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the config and stop.")] = False,
+        vis_backend: Annotated[str, typer.Option("--vis-backend", help="local | tensorboard (losses in TensorBoard event files).")] = "local",
         quiet: Quiet = False,
         json_mode: Json = False,
     ) -> None:
         _run_train(stage, data, model, load_from, text_encoder, work_dir, max_iters, epochs, batch_size, lr,
                    image_root, label_map, launcher, nproc, nnodes, node_rank, master_addr, master_port,
                    num_workers, seed, finetune_mode if stage == "finetune" else "open-set", base_classes, log_interval, check_sync, dry_run,
-                   quiet, json_mode)
+                   quiet, json_mode, vis_backend)
 
     return command
 

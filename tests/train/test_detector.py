@@ -230,3 +230,21 @@ def test_infer_without_text_returns_trained_classes(run: DetectorRun, bccd: Bccd
         inst = rec["detection"]["instances"]
         assert inst and [i["score"] for i in inst] == sorted((i["score"] for i in inst), reverse=True)
         assert all(i["category"] == CLASSES[i["label"]] for i in inst)
+
+
+def test_eval_and_infer_name_an_image_that_does_not_decode(run: DetectorRun, bccd: Bccd, tmp_path: Path) -> None:
+    from .test_train_errors import _one_line_error
+
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG")
+    proc = run_cli("infer", str(images / "broken.jpg"), "--checkpoint", run.summary["checkpoint"], "-o",
+                   str(tmp_path / "p.jsonl"), check=False)
+    _one_line_error(proc, "broken.jpg", "does not decode")
+    assert not (tmp_path / "p.jsonl").exists()
+    gt = tmp_path / "gt.jsonl"
+    gt.write_text(json.dumps({"filename": "broken.jpg", "height": 480, "width": 640,
+                              "detection": {"instances": [{"bbox": [1, 1, 50, 50], "label": 0}]}}) + "\n")
+    proc = run_cli("eval", f"{gt},images={images},label_map={bccd.label_map}", "--checkpoint", run.summary["checkpoint"],
+                   check=False)
+    _one_line_error(proc, f"{gt}:1: filename:", "does not decode")

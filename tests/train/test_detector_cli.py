@@ -105,3 +105,18 @@ def test_max_iters_run_writes_tensorboard_events_and_switches_by_iteration(od, t
     assert "train_sample" in acc.Tags()["images"]
     image = acc.Images("train_sample")[0]
     assert (image.width, image.height) == (64, 64)
+
+
+def test_grounding_dino_commands_take_the_tensorboard_backend_too(demo, bert_dir, tmp_path: Path) -> None:
+    from mmengine.config import Config
+
+    work = tmp_path / "w"
+    run_cli("train", "pretrain", str(demo.od_file), "--label-map", str(demo.label_map), "--image-root", str(demo.image_root),
+            "--model", "tiny", "--text-encoder", str(bert_dir), "--work-dir", str(work), "--max-iters", "1",
+            "--vis-backend", "tensorboard", "--dry-run")
+    cfg = Config.fromfile(str(work / "config.py"))
+    assert [b.type for b in cfg.vis_backends] == ["TensorboardVisBackend"] == [b.type for b in cfg.visualizer.vis_backends]
+    proc = run_cli("train", "pretrain", str(demo.od_file), "--label-map", str(demo.label_map), "--image-root",
+                   str(demo.image_root), "--model", "tiny", "--text-encoder", str(bert_dir), "--work-dir", str(tmp_path / "x"),
+                   "--vis-backend", "wandb", "--dry-run", check=False)
+    _one_line_error(proc, "--vis-backend 'wandb'", "local or tensorboard")
