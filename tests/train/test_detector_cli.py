@@ -120,3 +120,32 @@ def test_grounding_dino_commands_take_the_tensorboard_backend_too(demo, bert_dir
                    str(demo.image_root), "--model", "tiny", "--text-encoder", str(bert_dir), "--work-dir", str(tmp_path / "x"),
                    "--vis-backend", "wandb", "--dry-run", check=False)
     _one_line_error(proc, "--vis-backend 'wandb'", "local or tensorboard")
+
+
+def test_several_files_share_one_class_list_and_switch_every_dataset(od, tmp_path: Path) -> None:
+    from odvgkit.errors import OdvgError
+    from odvgkit_train.data import collect
+    from odvgkit_train.detector import DetectorOptions, detector_config
+
+    train, lm = od
+    val = voc_split_to_odvg("val", tmp_path / "val_od.jsonl")
+    sources = collect([f"{train},images={IMAGES}", f"{val},images={IMAGES}"], label_map=lm)
+    cfg = detector_config(sources, DetectorOptions(epochs=30, batch_size=8, img_size=320, work_dir=tmp_path / "w"))
+    ds = cfg["train_dataloader"]["dataset"]
+    assert ds["type"] == "ConcatDataset" and len(ds["datasets"]) == 2
+    [hook] = [h for h in cfg["custom_hooks"] if "Switch" in h["type"]]
+    # 32 images / 8 = 4 iterations per epoch; stage 2 = round(30 × 20/300) = 2 epochs → switch at epoch index 28
+    assert (hook["type"], hook["switch_epoch"], hook["switch_iter"]) == ("StagedPipelineSwitchHook", 28, None)
+    assert cfg["train_cfg"] == {"type": "EpochBasedTrainLoop", "max_epochs": 30, "val_interval": 31}
+    assert cfg["param_scheduler"][0]["end"] == 12  # 120 iterations // 10
+    mosaic = [s for s in ds["datasets"][0]["pipeline"] if s["type"] == "CachedMosaic"]
+    assert mosaic[0]["img_scale"] == (320, 320)
+    other = tmp_path / "lm2.json"
+    other.write_text(json.dumps({"0": "RBC", "1": "Platelets", "2": "WBC"}))
+    mixed = collect([f"{train},images={IMAGES}", f"{val},images={IMAGES},label_map={other}"], label_map=lm)
+    with pytest.raises(OdvgError, match="classes differ"):
+        detector_config(mixed, DetectorOptions(epochs=2, work_dir=tmp_path / "w"))
+    gaps = tmp_path / "gaps.json"
+    gaps.write_text(json.dumps({"0": "RBC", "1": "WBC", "5": "Platelets"}))
+    with pytest.raises(OdvgError, match="label ids 0 … 2 without gaps"):
+        detector_config(collect([f"{train},images={IMAGES}"], label_map=gaps), DetectorOptions(epochs=2, work_dir=tmp_path / "w"))

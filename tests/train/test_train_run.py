@@ -161,7 +161,8 @@ def test_eval_cli_metrics_match_its_predictions(metric: str, trained, demo, tmp_
     assert [p["filename"] for p in preds] == [g["filename"] for g in gts]
     if metric == "coco":
         expected = M.coco_map(gts, preds, json.loads(demo.label_map.read_text()))
-        assert all(0.0 <= result[k] <= 1.0 for k in M.COCO_NAMES)
+        assert all(result[k] is None or 0.0 <= result[k] <= 1.0 for k in M.COCO_NAMES)  # None: pycocotools' -1
+        assert all((result[k] is None) == (expected[k] is None) for k in M.COCO_NAMES)
         assert all(i["label"] in (0, 1, 2) for p in preds for i in p["detection"]["instances"])
     elif metric == "refexp":
         expected = M.refexp_precision(gts, preds)
