@@ -76,7 +76,9 @@ def nms(bboxes: Any, scores: Any, iou_threshold: float = 0.5, offset: int = 0) -
 
     if bboxes.numel() == 0:
         return torch.empty((0,), dtype=torch.long, device=bboxes.device)
-    boxes = bboxes.detach().to(torch.float32)
+    device = bboxes.device  # computed on the CPU (a per-box loop), indices returned where the boxes were
+    boxes = bboxes.detach().to("cpu", torch.float32)
+    scores = scores.detach().to("cpu")
     x1, y1, x2, y2 = (boxes[:, i].contiguous() for i in range(4))
     off = torch.tensor(float(offset), dtype=torch.float32)
     areas = (x2 - x1 + off) * (y2 - y1 + off)
@@ -95,7 +97,7 @@ def nms(bboxes: Any, scores: Any, iou_threshold: float = 0.5, offset: int = 0) -
         inter = w * h
         iou = inter / (oarea[pos] + oarea[rest] - inter)
         alive[rest] &= ~(iou > thr)
-    return order[alive.to(order.device)]
+    return order[alive].to(device)
 
 
 def has_compiled_ops() -> bool:
