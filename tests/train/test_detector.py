@@ -248,3 +248,35 @@ def test_eval_and_infer_name_an_image_that_does_not_decode(run: DetectorRun, bcc
     proc = run_cli("eval", f"{gt},images={images},label_map={bccd.label_map}", "--checkpoint", run.summary["checkpoint"],
                    check=False)
     _one_line_error(proc, f"{gt}:1: filename:", "does not decode")
+
+
+def test_load_from_reinitialises_only_a_class_head_of_another_size(run: DetectorRun, bccd: Bccd, tmp_path: Path) -> None:
+    """The tutorial's fine-tuning: a checkpoint trained on other classes (here: 80) loads except its class head."""
+    import torch
+
+    from odvgkit_train.checkpoint import read_checkpoint
+
+    from .test_train_errors import _one_line_error
+
+    ckpt = read_checkpoint(run.summary["checkpoint"])
+    state = {k: (torch.zeros((80, *v.shape[1:])) if k.startswith("bbox_head.rtm_cls.") else v)
+             for k, v in ckpt["state_dict"].items()}
+    coco80 = tmp_path / "coco80.pth"
+    torch.save({"state_dict": state, "meta": ckpt["meta"]}, coco80)
+    work = tmp_path / "w"
+    common = [f"{bccd.train},images={bccd.images}", "--label-map", str(bccd.label_map), "--max-iters", "1",
+              "--batch-size", "2", "--img-size", "64", "--num-workers", "0", "--frozen-stages", "2"]
+    proc = run_cli("train", "detector", *common, "--load-from", str(coco80), "--work-dir", str(work), "--json",
+                   env={"COLUMNS": "400"})
+    assert "class head re-initialised for 3 classes" in proc.stderr and "bbox_head.rtm_cls.0.weight (80, 96, 1, 1)" in proc.stderr
+    assert Path(json.loads(proc.stdout.strip().splitlines()[-1])["checkpoint"]).is_file()
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(work / "config.py"))
+    assert cfg.model.backbone.frozen_stages == 2 and cfg.load_from == str(coco80)
+    del state["backbone.stem.0.conv.weight"]
+    broken = tmp_path / "broken.pth"
+    torch.save({"state_dict": state, "meta": ckpt["meta"]}, broken)
+    proc = run_cli("train", "detector", *common, "--load-from", str(broken), "--work-dir", str(tmp_path / "w2"), check=False)
+    _one_line_error(proc, "broken.pth", "1 missing: backbone.stem.0.conv.weight", "check --model")
+    assert "rtm_cls" not in proc.stderr.splitlines()[-1]
