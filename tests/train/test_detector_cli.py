@@ -149,3 +149,21 @@ def test_several_files_share_one_class_list_and_switch_every_dataset(od, tmp_pat
     gaps.write_text(json.dumps({"0": "RBC", "1": "WBC", "5": "Platelets"}))
     with pytest.raises(OdvgError, match="label ids 0 … 2 without gaps"):
         detector_config(collect([f"{train},images={IMAGES}"], label_map=gaps), DetectorOptions(epochs=2, work_dir=tmp_path / "w"))
+
+
+def test_show_dir_for_grounding_dino_pairs_phrases(trained, demo, tmp_path: Path) -> None:
+    from PIL import Image
+
+    show = tmp_path / "show"
+    proc = run_cli("eval", f"{demo.vg_file},images={demo.image_root}", "--checkpoint", str(trained.checkpoint),
+                   "--metric", "refexp", "--show-dir", str(show), "--json")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    gts = [json.loads(line) for line in demo.vg_file.read_text().splitlines()]
+    shown = sorted(show.rglob("*.png"))
+    assert result["shown"] == len(gts) == len(shown)
+    assert sorted(p.relative_to(show).with_suffix("").as_posix() for p in shown) == sorted(
+        Path(g["filename"]).with_suffix("").as_posix() for g in gts)
+    for g in gts:
+        with Image.open(show / Path(g["filename"]).with_suffix(".png")) as im, Image.open(demo.image_root / g["filename"]) as orig:
+            assert im.size == (2 * orig.width, orig.height)
+            assert im.crop((0, 0, orig.width, orig.height)).tobytes() != orig.convert("RGB").tobytes()  # phrases' boxes drawn
