@@ -476,10 +476,14 @@ def check_load_from(cfg: dict[str, Any]) -> list[str]:
     return head
 
 
-def build_model(model_cfg: dict[str, Any]) -> Any:
-    from odvgkit_train.api import prepare
+def _prepare() -> None:
+    """odvgkit's mmdet plugin before mmdet builds anything (stand-in kernels, checkpoint allow-list, registrations)."""
+    import odvgkit_train.mmdet_plugin  # noqa: F401
 
-    prepare()
+
+def build_model(model_cfg: dict[str, Any]) -> Any:
+    """The mmdet model of a config's ``model`` dict (after odvgkit's mmdet plugin, never via the API module)."""
+    _prepare()
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     from mmengine.config import ConfigDict
