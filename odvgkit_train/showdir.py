@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from odvgkit.errors import OdvgError
 from odvgkit.io import atomic_path
 from odvgkit_train.render import PALETTE, _items
 
@@ -58,6 +59,8 @@ def write_pairs(gts: list[dict[str, Any]], preds: list[dict[str, Any]], image_ro
         canvas.paste(left, (0, 0))
         canvas.paste(right, (left.width, 0))
         target = Path(out_dir) / Path(gt["filename"]).with_suffix(".png")
+        if Path(gt["filename"]).is_absolute() or not target.resolve().is_relative_to(Path(out_dir).resolve()):
+            raise OdvgError(f"{gt['filename']}: filename: leaves --show-dir {out_dir} (absolute or '..'); not written")
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp:
             canvas.save(tmp, format="PNG")
