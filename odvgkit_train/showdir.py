@@ -3,8 +3,9 @@
 What mmdet's ``tools/test.py --show-dir`` writes (``DetLocalVisualizer``: ground truth on the left,
 predictions scoring ≥ 0.3 on the right, one canvas twice the image's width), for both model
 families: OD records draw class names, VG records draw phrases. Files keep the record's relative
-``filename`` with a ``.png`` suffix (lossless; no collisions between sub-folders) and are written
-atomically.
+``filename`` with a ``.png`` suffix (lossless; no collisions between sub-folders; an absolute
+filename keeps its name only, one with ``..`` that would leave the folder is refused) and are
+written atomically.
 """
 
 from __future__ import annotations
@@ -58,9 +59,10 @@ def write_pairs(gts: list[dict[str, Any]], preds: list[dict[str, Any]], image_ro
         canvas = Image.new("RGB", (left.width * 2, left.height))
         canvas.paste(left, (0, 0))
         canvas.paste(right, (left.width, 0))
-        target = Path(out_dir) / Path(gt["filename"]).with_suffix(".png")
-        if Path(gt["filename"]).is_absolute() or not target.resolve().is_relative_to(Path(out_dir).resolve()):
-            raise OdvgError(f"{gt['filename']}: filename: leaves --show-dir {out_dir} (absolute or '..'); not written")
+        name = Path(gt["filename"])
+        target = Path(out_dir) / (Path(name.name) if name.is_absolute() else name).with_suffix(".png")
+        if not target.resolve().is_relative_to(Path(out_dir).resolve()):
+            raise OdvgError(f"{gt['filename']}: filename: leaves --show-dir {out_dir} ('..'); not written")
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp:
             canvas.save(tmp, format="PNG")
