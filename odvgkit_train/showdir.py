@@ -51,6 +51,10 @@ def write_pairs(gts: list[dict[str, Any]], preds: list[dict[str, Any]], image_ro
 
     n = 0
     for gt, pred in zip(gts, preds, strict=True):
+        name = Path(gt["filename"])
+        target = Path(out_dir) / (Path(name.name) if name.is_absolute() else name).with_suffix(".png")
+        if not target.resolve().is_relative_to(Path(out_dir).resolve()):
+            raise OdvgError(f"{gt['filename']}: filename: leaves --show-dir {out_dir} ('..'); not written")
         with Image.open(Path(image_root) / gt["filename"]) as im:
             left = im.convert("RGB")
         right = left.copy()
@@ -59,10 +63,6 @@ def write_pairs(gts: list[dict[str, Any]], preds: list[dict[str, Any]], image_ro
         canvas = Image.new("RGB", (left.width * 2, left.height))
         canvas.paste(left, (0, 0))
         canvas.paste(right, (left.width, 0))
-        name = Path(gt["filename"])
-        target = Path(out_dir) / (Path(name.name) if name.is_absolute() else name).with_suffix(".png")
-        if not target.resolve().is_relative_to(Path(out_dir).resolve()):
-            raise OdvgError(f"{gt['filename']}: filename: leaves --show-dir {out_dir} ('..'); not written")
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp:
             canvas.save(tmp, format="PNG")

@@ -167,3 +167,29 @@ def test_show_dir_for_grounding_dino_pairs_phrases(trained, demo, tmp_path: Path
         with Image.open(show / Path(g["filename"]).with_suffix(".png")) as im, Image.open(demo.image_root / g["filename"]) as orig:
             assert im.size == (2 * orig.width, orig.height)
             assert im.crop((0, 0, orig.width, orig.height)).tobytes() != orig.convert("RGB").tobytes()  # phrases' boxes drawn
+
+
+def test_show_dir_pairs_without_a_model(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from odvgkit.errors import OdvgError
+    from odvgkit_train.showdir import write_pairs
+
+    root = tmp_path / "imgs"
+    (root / "sub").mkdir(parents=True)
+    Image.new("RGB", (40, 30), (255, 255, 255)).save(root / "sub" / "a.jpg")
+    gt = {"filename": "sub/a.jpg", "height": 30, "width": 40, "detection": {"instances": [{"bbox": [2, 2, 20, 20], "label": 0}]}}
+    pred = {"filename": "sub/a.jpg", "detection": {"instances": [
+        {"bbox": [5, 5, 30, 25], "label": 0, "category": "cell", "score": 0.9},
+        {"bbox": [1, 1, 39, 29], "label": 0, "category": "cell", "score": 0.1}]}}  # under 0.3: not drawn
+    out = tmp_path / "show"
+    assert write_pairs([gt], [pred], root, out, {"0": "cell"}) == 1
+    with Image.open(out / "sub" / "a.png") as im:
+        assert im.size == (80, 30)
+        px = im.load()
+        assert px[2, 10] != (255, 255, 255) and px[40 + 2, 10] == (255, 255, 255)  # GT box left only
+        assert px[40 + 5, 15] != (255, 255, 255) and px[40 + 1, 15] == (255, 255, 255)  # 0.9 drawn, 0.1 not
+    absolute = dict(gt, filename=str(root / "sub" / "a.jpg"))
+    assert write_pairs([absolute], [pred], root, tmp_path / "abs") == 1 and (tmp_path / "abs" / "a.png").is_file()
+    with pytest.raises(OdvgError, match="leaves --show-dir"):
+        write_pairs([dict(gt, filename="../sub/a.jpg")], [pred], root / "sub", tmp_path / "esc")
