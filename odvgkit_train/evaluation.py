@@ -134,7 +134,8 @@ def evaluate(data: Any, checkpoint: Any, metric: str, *, protocol: str = "offici
             results.update(M.flickr_recall(gts, preds, merge_boxes=merge_boxes))
         results["images"] = results.get("images", 0) + len(gts)
     if metric == "odinw":
-        results["mean_mAP"] = sum(d["mAP"] for d in per_dataset) / len(per_dataset)
+        defined = [d["mAP"] for d in per_dataset if d["mAP"] is not None]  # None: a dataset without boxes
+        results["mean_mAP"] = sum(defined) / len(defined) if defined else None
         results["datasets"] = per_dataset
     if predictions_out is not None:
         write_records(predictions_out, all_preds, inputs=[i["path"] for i in items])
