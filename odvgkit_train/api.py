@@ -145,7 +145,9 @@ def check_load_from(cfg: dict[str, Any]) -> None:
     from mmdet.utils import register_all_modules
 
     from odvgkit_train import checkpoint as ck
+    from odvgkit_train.detector import FAMILY_GDINO, require_family
 
+    require_family(cfg["load_from"], FAMILY_GDINO, "'train pretrain|finetune --load-from'")
     register_all_modules(init_default_scope=True)
     model = MODELS.build(copy.deepcopy(cfg["model"]))
     diff = ck.compare_keys(model.state_dict(), ck.read_state_dict(cfg["load_from"]))
@@ -179,11 +181,35 @@ def load_model(checkpoint: str | Path | None, *, config: str | Path | dict[str, 
     return _inference.load_model(checkpoint, config=config, model=model, text_encoder=text_encoder, device=device)
 
 
-def infer(images: Sequence[str | Path], checkpoint: str | Path | Any, texts: str | Sequence[str], **kwargs: Any) -> list[dict[str, Any]]:
-    """ODVG records (with ``score`` on every box) for ``images`` and a prompt; see :mod:`.inference`."""
+def infer(images: Sequence[str | Path], checkpoint: str | Path | Any, texts: str | Sequence[str] | None = None,
+          **kwargs: Any) -> list[dict[str, Any]]:
+    """ODVG records (with ``score`` on every box) for ``images`` and a prompt; see :mod:`.inference`.
+
+    A closed-set detector checkpoint (``odvgkit train detector``) takes no prompt: it predicts its
+    trained classes (:func:`odvgkit_train.detector.infer`).
+    """
+    from odvgkit_train import detector
+
+    if detector.is_detector(checkpoint):
+        if texts:
+            raise OdvgError("--texts: a closed-set detector (RTMDet) takes no text prompt; it predicts the classes "
+                            "it was trained on", 2)
+        keep = {k: kwargs[k] for k in ("score_thr", "image_root", "on_image") if k in kwargs}
+        return detector.infer(images, checkpoint, **keep)
+    if not texts:
+        raise OdvgError("--texts is required for a Grounding DINO checkpoint ('cat . dog', '$: coco' or a caption)", 2)
     return _inference.infer(images, checkpoint, texts, **kwargs)
 
 
 def evaluate(data: str | Path, checkpoint: str | Path | Any, metric: str, **kwargs: Any) -> dict[str, Any]:
-    """Metrics of a checkpoint on an ODVG file with ground truth; see :mod:`.evaluation`."""
+    """Metrics of a checkpoint on an ODVG file with ground truth; see :mod:`.evaluation`.
+
+    The model family is detected from the checkpoint: a closed-set detector is scored by
+    :func:`odvgkit_train.detector.evaluate` (COCO mAP, no text).
+    """
+    from odvgkit_train import detector
+
+    if detector.is_detector(checkpoint):
+        keep = {k: kwargs[k] for k in ("predictions_out", "show_dir", "on_image") if k in kwargs}
+        return detector.evaluate(data if isinstance(data, list) else [data], checkpoint, metric, **keep)
     return _evaluation.evaluate(data, checkpoint, metric, **kwargs)

@@ -24,6 +24,7 @@ from odvgkit_train import presets
 from odvgkit_train.data import Source, dataset_length
 
 FINETUNE_MODES = ("closed-set", "open-set", "ovd")
+VIS_BACKENDS = {"local": "LocalVisBackend", "tensorboard": "TensorboardVisBackend"}
 META_KEYS = (
     "img_id", "img_path", "ori_shape", "img_shape", "scale_factor", "flip", "flip_direction",
     "text", "custom_entities", "tokens_positive", "dataset_mode",
@@ -54,6 +55,7 @@ class TrainOptions:
     num_negative: int = 85
     upstream_negatives: bool = False  # True: mmdet's RandomSamplingNegPos (duplicate-class bug) for parity
     check_sync: bool = False
+    vis_backend: str = "local"  # local | tensorboard (mmengine's visualiser backends)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -166,6 +168,8 @@ def build_config(sources: list[Source], opts: TrainOptions) -> dict[str, Any]:
         raise OdvgError(f"--finetune-mode {opts.finetune_mode!r}: choose one of {', '.join(FINETUNE_MODES)}", 2)
     if opts.batch_size < 1:
         raise OdvgError("--batch-size must be ≥ 1", 2)
+    if opts.vis_backend not in VIS_BACKENDS:
+        raise OdvgError(f"--vis-backend {opts.vis_backend!r}: choose local or tensorboard", 2)
     if opts.stage == "finetune" and opts.finetune_mode in ("closed-set", "ovd"):
         od = [s for s in sources if s.kind == "od"]
         if not od:
@@ -225,8 +229,8 @@ def build_config(sources: list[Source], opts: TrainOptions) -> dict[str, Any]:
             mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
             dist_cfg=dict(backend="nccl" if opts.extra.get("cuda") else "gloo"),
         ),
-        vis_backends=[dict(type="LocalVisBackend")],
-        visualizer=dict(type="DetLocalVisualizer", vis_backends=[dict(type="LocalVisBackend")], name="visualizer"),
+        vis_backends=[dict(type=VIS_BACKENDS[opts.vis_backend])],
+        visualizer=dict(type="DetLocalVisualizer", vis_backends=[dict(type=VIS_BACKENDS[opts.vis_backend])], name="visualizer"),
         log_processor=dict(type="LogProcessor", window_size=1, by_epoch=False),
         custom_hooks=[dict(type="WeightSyncCheckHook")] if opts.check_sync else [],
         # CPU data parallel (gloo): DDP must not be given device ids

@@ -94,7 +94,8 @@ def evaluate(data: Any, checkpoint: Any, metric: str, *, protocol: str = "offici
              warn: Callable[[str], None] | None = None, prompting: str = "concat",
              score_thr: float = 0.7, frequencies: dict[str, str] | None = None,
              predictions_in: list[dict[str, Any]] | None = None,
-             caption_prompt: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+             caption_prompt: dict[str, dict[str, str]] | None = None,
+             show_dir: str | Path | None = None) -> dict[str, Any]:
     """Metrics of ``checkpoint`` (path or loaded model) on ODVG ground truth ``data``.
 
     ``predictions_in`` (one prediction record per ground-truth record, in order) scores existing
@@ -159,6 +160,12 @@ def evaluate(data: Any, checkpoint: Any, metric: str, *, protocol: str = "offici
         if keys is not None:
             lm = read_label_map(item["label_map"])
         all_preds += preds
+        if show_dir is not None:  # ground truth | prediction side by side (mmdet's test.py --show-dir)
+            from odvgkit_train.showdir import write_pairs
+
+            target = Path(show_dir) if len(items) == 1 else Path(show_dir) / item["path"].name.split(".")[0]
+            results["shown"] = results.get("shown", 0) + write_pairs(
+                gts, preds, item["images"], target, read_label_map(item["label_map"]) if keys is not None else None)
         if metric == "coco":
             results.update(M.coco_map(gts, preds, lm))
         elif metric == "lvis":

@@ -27,5 +27,6 @@ from odvgkit_train import checkpoint as _checkpoint  # noqa: E402
 _checkpoint.allow_mmengine_globals()
 
 from odvgkit_train import datasets as _datasets  # noqa: E402,F401  (registers with mmdet)
+from odvgkit_train import detector_registry as _detector_registry  # noqa: E402,F401
 from odvgkit_train import hooks as _hooks  # noqa: E402,F401
 from odvgkit_train import transforms as _transforms  # noqa: E402,F401

@@ -55,6 +55,7 @@ class TrainRequest:
     log_interval: int | None = None
     check_sync: bool = False
     upstream_negatives: bool = False
+    vis_backend: str = "local"
 
     @property
     def spawns_torchrun(self) -> bool:
@@ -103,6 +104,7 @@ def plan_training(req: TrainRequest) -> TrainPlan:
         log_interval=req.log_interval,
         check_sync=req.check_sync,
         upstream_negatives=req.upstream_negatives,
+        vis_backend=req.vis_backend,
         launcher="pytorch" if req.spawns_torchrun else req.launcher,
         extra={"cuda": cuda()},
     )

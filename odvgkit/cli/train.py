@@ -82,6 +82,7 @@ def _run_train(
     quiet: bool,
     json_mode: bool,
     upstream_negatives: bool = False,
+    vis_backend: str = "local",
 ) -> None:
     _need_extra()
     from odvgkit_train.plan import TrainRequest, plan_training, run_training
@@ -93,7 +94,7 @@ def _run_train(
         launcher=launcher, nproc=nproc, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,
         master_port=master_port, num_workers=num_workers, seed=seed, finetune_mode=finetune_mode,
         base_classes=base_classes, log_interval=log_interval, check_sync=check_sync,
-        upstream_negatives=upstream_negatives,
+        upstream_negatives=upstream_negatives, vis_backend=vis_backend,
     ))
     for message in plan.warnings:
         rep.warn(message)
@@ -142,13 +143,14 @@ def _train_command(stage: str):
             bool, typer.Option("--upstream-negatives", help="Sampled OD prompts with mmdet's RandomSamplingNegPos as is "
                                "(it also draws positive classes as negatives: duplicate names), for parity runs."),
         ] = False,
+        vis_backend: Annotated[str, typer.Option("--vis-backend", help="local | tensorboard (losses in TensorBoard event files).")] = "local",
         quiet: Quiet = False,
         json_mode: Json = False,
     ) -> None:
         _run_train(stage, data, model, load_from, text_encoder, work_dir, max_iters, epochs, batch_size, lr,
                    image_root, label_map, launcher, nproc, nnodes, node_rank, master_addr, master_port,
                    num_workers, seed, finetune_mode if stage == "finetune" else "open-set", base_classes, log_interval, check_sync, dry_run,
-                   quiet, json_mode, upstream_negatives)
+                   quiet, json_mode, upstream_negatives, vis_backend)
 
     return command
 
@@ -197,6 +199,9 @@ def eval_cmd(
     flickr_merged: Annotated[
         bool, typer.Option("--flickr-merged", help="flickr30k: one union box per phrase (MDETR merged mode).")
     ] = False,
+    show_dir: Annotated[
+        Path | None, typer.Option("--show-dir", help="Write ground truth | prediction side by side, one image per test image.")
+    ] = None,
     prompting: Annotated[str, typer.Option("--prompting", help="dod: concat (one prompt) | parallel (one forward per sentence); --suite dod: also concat,parallel (a row each).")] = "concat",
     suite: Annotated[
         str | None, typer.Option("--suite", help="A whole benchmark table: coco | lvis-minival | lvis-val | odinw13 | odinw35 | refexp | grefcoco | flickr30k | dod.")
@@ -254,7 +259,8 @@ def eval_cmd(
     with rep.progress(f"eval {metric}", unit="images") as advance:
         result = api.evaluate(items, checkpoint, metric, protocol=protocol, model=model, text_encoder=text_encoder,
                               chunked_size=chunked_size, predictions_out=predictions, merge_boxes=flickr_merged,
-                              on_image=advance, warn=rep.warn, prompting=prompting, score_thr=thresholds[0])
+                              on_image=advance, warn=rep.warn, prompting=prompting, score_thr=thresholds[0],
+                              **({"show_dir": show_dir} if show_dir else {}))
     from odvgkit_train.metrics import na_for_table
 
     result = na_for_table(result) if not json_mode else result
@@ -265,7 +271,10 @@ def eval_cmd(
 def infer_cmd(
     images: Annotated[list[Path], typer.Argument(help="Image files or folders.", show_default=False)],
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Checkpoint (.pth).")],
-    texts: Annotated[str, typer.Option("--texts", help="'cat . dog' (classes), '$: coco' (a dataset's classes), or a caption.")],
+    texts: Annotated[
+        str | None,
+        typer.Option("--texts", help="'cat . dog' (classes), '$: coco' (a dataset's classes), or a caption; none for a closed-set detector."),
+    ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Predictions (ODVG with scores): .jsonl/.jsonl.gz/.parquet.")] = Path("preds.jsonl"),
     chunked_size: Annotated[int, typer.Option("--chunked-size", help="Classes per prompt chunk (vocabularies over 256 tokens).")] = -1,
     tokens_positive: Annotated[
