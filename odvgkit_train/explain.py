@@ -420,11 +420,16 @@ def _run_model(loaded: Loaded, prepared: Prepared, *, grad: bool, predict: bool)
 
     net = loaded.net
     ctx = torch.enable_grad() if grad else torch.no_grad()
+    from odvgkit_train._ext_shim import MissingKernelError
+
     with ctx, warnings.catch_warnings(), _keep_head_grad(net if grad and loaded.family == DETECTOR else None):
         warnings.simplefilter("ignore")
-        if predict or loaded.family == GDINO:
-            return net.predict(prepared.inputs, prepared.data_samples, rescale=True)
-        return net._forward(prepared.inputs, prepared.data_samples)
+        try:
+            if predict or loaded.family == GDINO:
+                return net.predict(prepared.inputs, prepared.data_samples, rescale=True)
+            return net._forward(prepared.inputs, prepared.data_samples)
+        except MissingKernelError as exc:  # e.g. NMS with mmcv-lite: one line with the fix, no traceback
+            raise OdvgError(_first_line(exc)) from None
 
 
 @contextlib.contextmanager
@@ -671,13 +676,30 @@ def overlay(image: np.ndarray, am: BoxAM, alpha: float = 0.5) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def mass_inside(heat: np.ndarray, box: Sequence[float]) -> float:
-    """Share of the map's total activation that lies inside ``box`` (x1, y1, x2, y2; pixels)."""
+def box_mask(shape: tuple[int, int], boxes: Sequence[Sequence[float]]) -> np.ndarray:
+    """Pixels covered by any of ``boxes`` (x1, y1, x2, y2; pixels)."""
+    mask = np.zeros(shape, dtype=bool)
+    for box in boxes:
+        x1, y1, x2, y2 = (round(v) for v in box)
+        mask[max(0, y1):max(0, y2), max(0, x1):max(0, x2)] = True
+    return mask
+
+
+def mass_inside(heat: np.ndarray, *boxes: Sequence[float]) -> float:
+    """Share of the map's total activation that lies inside the boxes (their union).
+
+    A map that knows nothing about the boxes scores about their share of the image area
+    (:func:`area_share`); a map that explains them scores well above it.
+    """
     total = float(heat.sum())
     if total <= 0:
         return 0.0
-    x1, y1, x2, y2 = (int(round(v)) for v in box)
-    return float(heat[max(0, y1):max(0, y2), max(0, x1):max(0, x2)].sum()) / total
+    return float(heat[box_mask(heat.shape[:2], boxes)].sum()) / total
+
+
+def area_share(shape: tuple[int, int], *boxes: Sequence[float]) -> float:
+    """The boxes' (union) share of the image area."""
+    return float(box_mask(shape, boxes).mean())
 
 
 def save_png(array: np.ndarray, path: Path) -> Path:
