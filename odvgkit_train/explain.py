@@ -509,11 +509,15 @@ def draw_featmap(t: Any, image: np.ndarray, reduction: str | None, topk: int, ar
     matplotlib.use("Agg")
     from mmengine.visualization import Visualizer
 
+    h, w = image.shape[:2]
+    if reduction == "squeeze_mean":  # bilinear resizing is linear: mean-then-resize = resize-then-mean
+        t = t.mean(dim=0, keepdim=True)
+    elif reduction == "select_max":  # the same channel mmengine picks, without resizing all of them
+        t = t[int(_resized_sums(t, (h, w)).argmax()):][:1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         drawn = Visualizer.draw_featmap(t, image, channel_reduction=reduction, topk=topk, arrangement=arrangement,
                                         alpha=alpha)
-    h, w = image.shape[:2]
     if reduction is None and topk > 0:
         want = (h * arrangement[0], w * arrangement[1])
         if drawn.shape[:2] != want:  # matplotlib's canvas can be a pixel off
@@ -521,6 +525,25 @@ def draw_featmap(t: Any, image: np.ndarray, reduction: str | None, topk: int, ar
 
             drawn = np.asarray(Image.fromarray(drawn).resize((want[1], want[0]), Image.BILINEAR))
     return np.ascontiguousarray(drawn[..., :3], dtype=np.uint8)
+
+
+def _resized_sums(t: Any, size: tuple[int, int]) -> Any:
+    """Per-channel sums of ``t`` (C, h, w) after bilinear resizing to ``size``, without resizing it.
+
+    ``Visualizer.draw_featmap`` resizes every channel to the image before ``select_max`` sums them
+    (hundreds of full-size maps). Resizing is linear, so each sum is ``rowsᵀ · X · cols`` where
+    ``rows``/``cols`` say how much each input row/column contributes to the resized map.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    def weights(n_in: int, n_out: int) -> Any:
+        eye = torch.eye(n_in, dtype=t.dtype)[:, None, :, None]  # one input row lit per batch item
+        return F.interpolate(eye, size=(n_out, 1), mode="bilinear", align_corners=False).sum(dim=(1, 2, 3))
+
+    rows = weights(t.shape[1], size[0])
+    cols = weights(t.shape[2], size[1])
+    return torch.einsum("chw,h,w->c", t, rows, cols)
 
 
 def compose(panels: list[tuple[str, np.ndarray]], columns: int | None = None, titles: bool = True) -> np.ndarray:

@@ -110,22 +110,20 @@ def torch_nms(boxes: Any, scores: Any, iou_threshold: float, offset: int = 0, **
     """Greedy NMS in plain PyTorch, standing in for mmcv's compiled ``nms`` kernel in these tests."""
     import torch
 
-    order = scores.argsort(descending=True)
-    keep = []
-    x1, y1, x2, y2 = boxes.unbind(1)
+    if len(boxes) == 0:
+        return torch.zeros(0, dtype=torch.long)
+    x1, y1, x2, y2 = boxes.detach().float().unbind(1)
     areas = (x2 - x1 + offset) * (y2 - y1 + offset)
-    suppressed = torch.zeros(len(boxes), dtype=torch.bool)
-    for i in order.tolist():
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        xx1 = torch.maximum(x1[i], x1)
-        yy1 = torch.maximum(y1[i], y1)
-        xx2 = torch.minimum(x2[i], x2)
-        yy2 = torch.minimum(y2[i], y2)
-        inter = (xx2 - xx1 + offset).clamp(min=0) * (yy2 - yy1 + offset).clamp(min=0)
-        iou = inter / (areas[i] + areas - inter)
-        suppressed |= iou > iou_threshold
+    iw = (torch.minimum(x2[:, None], x2[None]) - torch.maximum(x1[:, None], x1[None]) + offset).clamp(min=0)
+    ih = (torch.minimum(y2[:, None], y2[None]) - torch.maximum(y1[:, None], y1[None]) + offset).clamp(min=0)
+    inter = iw * ih
+    over = (inter / (areas[:, None] + areas[None] - inter)).gt(iou_threshold).numpy()
+    suppressed = np.zeros(len(boxes), dtype=bool)
+    keep = []
+    for i in scores.detach().argsort(descending=True).tolist():
+        if not suppressed[i]:
+            keep.append(i)
+            suppressed |= over[i]
     return torch.tensor(keep, dtype=torch.long)
 
 

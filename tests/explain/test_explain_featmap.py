@@ -83,3 +83,20 @@ def test_preview_model_lists_layers(rtmdet, capsys, monkeypatch) -> None:
     assert not exc.value.code
     layers = dict(line.split("\t") for line in capsys.readouterr().out.splitlines())
     assert layers["neck.out_convs[2]"] == "ConvModule" and layers["backbone.stage4"] == "Sequential"
+
+
+@pytest.mark.parametrize("reduction", ["squeeze_mean", "select_max"])
+def test_draw_featmap_equals_mmengine(reduction: str) -> None:
+    """The reduce-before-resize shortcut draws exactly what mmengine's Visualizer.draw_featmap draws."""
+    import warnings
+
+    import torch
+    from mmengine.visualization import Visualizer
+
+    torch.manual_seed(0)
+    t = torch.randn(64, 7, 9)
+    img = np.random.default_rng(0).integers(0, 255, (50, 61, 3), dtype=np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = Visualizer.draw_featmap(t, img, channel_reduction=reduction)
+    assert np.array_equal(explain.draw_featmap(t, img, reduction, 4, (2, 2)), expected)
