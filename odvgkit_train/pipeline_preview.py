@@ -147,7 +147,9 @@ def _sample(index: int, inputs: Any, ds: Any, classes: list[str] | None) -> Samp
     if arr.shape[2] == 3:
         arr = arr[..., ::-1]  # mmcv loads BGR; the data preprocessor converts later
     gt = ds.gt_instances
-    boxes = [[round(float(v), 2) for v in b] for b in gt.bboxes.tolist()] if "bboxes" in gt else []
+    raw = gt.bboxes if "bboxes" in gt else None
+    raw = getattr(raw, "tensor", raw)  # mmdet box types (HorizontalBoxes) hold a tensor
+    boxes = [[round(float(v), 2) for v in b] for b in raw.tolist()] if raw is not None else []
     labels = [int(v) for v in gt.labels.tolist()] if "labels" in gt else []
     text = meta.get("text")
     positive = meta.get("tokens_positive")
@@ -161,14 +163,16 @@ def _sample(index: int, inputs: Any, ds: Any, classes: list[str] | None) -> Samp
         elif isinstance(text, (list, tuple)) and 0 <= lab < len(text):
             spans.append([])
             names.append(str(text[lab]))
+        elif isinstance(text, dict) and (str(lab) in text or lab in text):  # ODVGDataset's label map (closed set)
+            spans.append([])
+            names.append(str(text.get(str(lab), text.get(lab))))
         else:
             spans.append([])
             names.append(classes[lab] if classes and 0 <= lab < len(classes) else f"label {lab}")
     keep = ("img_path", "img_id", "ori_shape", "img_shape", "scale_factor", "flip", "flip_direction", "dataset_mode")
     info = {k: _plain(meta[k]) for k in keep if k in meta}
-    return Sample(index, np.ascontiguousarray(arr), boxes, labels, names, spans,
-                  text if isinstance(text, str) else (" . ".join(map(str, text)) if isinstance(text, (list, tuple)) else None),
-                  info)
+    prompt = text if isinstance(text, str) else " . ".join(map(str, text)) if isinstance(text, (list, tuple)) else None
+    return Sample(index, np.ascontiguousarray(arr), boxes, labels, names, spans, prompt, info)
 
 
 def _plain(v: Any) -> Any:
