@@ -6,7 +6,8 @@ In-process, model loaded once (what ``odvgkit explain`` does per image after sta
 RTMDet-tiny (``rtmdet_tiny_8xb32-300e_coco.py``, 80 classes, SyncBN → BN, random weights — speed does
 not depend on them — with the regression biases at 1 so boxes have an area) at its real test scale, and odvgkit's ``tiny`` Grounding DINO preset at its test
 scale (128 px) with a 3-class prompt. Synthetic 640×480 images. Each figure is the median of
-per-image times after one warm-up image, including drawing the PNG (not writing it).
+per-image times after one warm-up image, including drawing the PNG (not writing it); a reference row
+per model times only loading the image and running the network (no hooks, no drawing).
 
 With mmcv-lite (no compiled NMS) the RTMDet boxam rows use the tests' plain-PyTorch greedy NMS.
 """
@@ -94,7 +95,20 @@ def main() -> None:
         torch.save({"meta": {"cfg": Config(cfg).pretty_text}, "state_dict": net.state_dict()}, ck)
         rtm = explain.load(ck)
         gd = explain.load(gdino_checkpoint(d / "gd"))
+        def forward_only(loaded, texts=None, predict=False):
+            def run(p):
+                prepared = explain.prepare_image(loaded, p, texts)
+                with torch.no_grad():
+                    if predict or loaded.family == explain.GDINO:
+                        loaded.net.predict(prepared.inputs, prepared.data_samples)
+                    else:
+                        loaded.net._forward(prepared.inputs, prepared.data_samples)
+            return run
+
         cases = [
+            ("RTMDet-tiny", f"{args.rtmdet_size} px", "reference: load + network forward only", forward_only(rtm)),
+            ("RTMDet-tiny", f"{args.rtmdet_size} px", "reference: load + predict (decode + NMS) only",
+             forward_only(rtm, predict=True)),
             ("RTMDet-tiny", f"{args.rtmdet_size} px", "featmap neck, squeeze_mean",
              lambda p: explain.compose([(m.label, m.panel) for m in explain.featmaps(rtm, p, ["neck"], channel_reduction="squeeze_mean")])),
             ("RTMDet-tiny", f"{args.rtmdet_size} px", "featmap neck.out_convs[2], top-4 channels",
@@ -103,6 +117,7 @@ def main() -> None:
              lambda p: explain.boxam(rtm, p, ["neck.out_convs[2]"], method="gradcam")),
             ("RTMDet-tiny", f"{args.rtmdet_size} px", "boxam eigencam neck",
              lambda p: explain.boxam(rtm, p, ["neck"], method="eigencam")),
+            ("Grounding DINO tiny", "128 px", "reference: load + predict only", forward_only(gd, "cat . dog . box")),
             ("Grounding DINO tiny", "128 px", "featmap neck + encoder, squeeze_mean",
              lambda p: explain.featmaps(gd, p, ["neck", "encoder"], texts="cat . dog . box", channel_reduction="squeeze_mean")),
             ("Grounding DINO tiny", "128 px", "boxam gradcam neck",

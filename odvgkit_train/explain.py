@@ -167,8 +167,14 @@ def load(
     net = MODELS.build(model_cfg)
     meta: dict[str, Any] = {}
     if ckpt is not None:
-        ck.load_strict(net, ckpt)
-        meta = (ck.read_checkpoint(ckpt).get("meta") or {})
+        raw = ck.read_checkpoint(ckpt)
+        meta = raw.get("meta") or {}
+        state = raw.get("state_dict", raw.get("model", raw))
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+        diff = ck.compare_keys(net.state_dict(), state)
+        if any(diff.values()):  # e.g. --config of another model than the checkpoint's
+            raise OdvgError(ck.describe_mismatch(ckpt, diff).replace("check --model / --text-encoder", "check --config"))
+        net.load_state_dict(state, strict=True)
     net.cfg = cfg
     net.to(device)
     net.eval()
@@ -251,7 +257,8 @@ def prepare_image(loaded: Loaded, image: str | Path, texts: str | Sequence[str] 
     except Exception as exc:
         raise OdvgError(f"{image}: the test pipeline failed ({_first_line(exc)})") from None
     batch = loaded.net.data_preprocessor({"inputs": [packed["inputs"]], "data_samples": [packed["data_samples"]]}, False)
-    names = classes if loaded.family == GDINO else loaded.classes
+    # Grounding DINO: a caption alone is one phrase, the whole caption (label 0)
+    names = loaded.classes if loaded.family != GDINO else (classes if classes is not None else [caption])
     return Prepared(batch["inputs"], batch["data_samples"], rgb, caption, names)
 
 

@@ -95,3 +95,17 @@ def test_work_dir_without_config(capsys, monkeypatch, tmp_path) -> None:
     code, lines = run_main(capsys, monkeypatch, "browse", "pipeline", notrain, "-o", tmp_path / "viz")
     assert code == 1 and lines == [f"odvgkit: error: {notrain}: train_dataloader: missing (the config trains nothing to preview)"]
     assert not (tmp_path / "viz").exists()
+
+
+def test_config_of_another_model(capsys, monkeypatch, rtmdet, tmp_path) -> None:
+    """--config describing a different architecture than the checkpoint: the key mismatch, in one line."""
+    from explain.helpers import rtmdet_config
+    from mmengine.config import Config
+
+    other = tmp_path / "three_classes.py"
+    other.write_text(Config(rtmdet_config(num_classes=3, size=96)).pretty_text)
+    code, lines = run_main(capsys, monkeypatch, "explain", "featmap", rtmdet.images[0], "--checkpoint", rtmdet.checkpoint,
+                           "--config", other, "-o", tmp_path / "x.png")
+    assert code == 1 and len(lines) == 1
+    assert lines[0].startswith(f"odvgkit: error: {rtmdet.checkpoint}: checkpoint does not match the model (")
+    assert "bbox_head.rtm_cls.0.weight (1, 96, 1, 1)≠(3, 96, 1, 1)" in lines[0] and lines[0].endswith("check --config")
