@@ -57,6 +57,10 @@ def test_featmap_grounding_dino_encoder_levels(gdino_ckpt, rtmdet) -> None:
     for a, b in zip(neck, enc, strict=True):
         assert a.panel.shape == b.panel.shape == (96, 96, 3)
         assert not np.array_equal(a.panel, b.panel)  # the encoder changed the features
+    # a Swin stage returns (x_down, down_hw, x, hw): both token sequences become maps with their own (h, w)
+    swin = explain.featmaps(gd, rtmdet.images[0], ["backbone.stages[2]"], texts="blob", channel_reduction="select_max")
+    assert [(m.label, tuple(m.tensor.shape)) for m in swin] == [
+        ("backbone.stages[2][0]", (256, 4, 4)), ("backbone.stages[2][2]", (128, 8, 8))]
 
 
 def test_featmap_cli_grid(rtmdet, tmp_path) -> None:
@@ -100,3 +104,16 @@ def test_draw_featmap_equals_mmengine(reduction: str) -> None:
         warnings.simplefilter("ignore")
         expected = Visualizer.draw_featmap(t, img, channel_reduction=reduction)
     assert np.array_equal(explain.draw_featmap(t, img, reduction, 4, (2, 2)), expected)
+
+
+def test_target_layers_take_several_values(tmp_path) -> None:
+    from odvgkit.cli.explain import spread_multi
+
+    image = tmp_path / "img.png"
+    image.write_bytes(b"x")
+    assert spread_multi(["IMG", "--target-layers", "backbone", "neck", "-o", "x.png"]) == [
+        "IMG", "--target-layers", "backbone", "--target-layers", "neck", "-o", "x.png"]
+    # an existing file after the names is the IMAGE argument, not a layer
+    assert spread_multi(["--target-layer", "neck.out_convs[2]", str(image)]) == [
+        "--target-layer", "neck.out_convs[2]", str(image)]
+    assert spread_multi(["--target-layers"]) == ["--target-layers"]
