@@ -127,7 +127,7 @@ def featmap_cmd(
     texts: Texts = None,
     target_layers: Annotated[
         list[str] | None,
-        typer.Option(*MULTI, help="Layers to draw, e.g. backbone neck backbone.stage4 neck.out_convs[2] encoder."),
+        typer.Option(*MULTI, help="Layers to draw (default: backbone), e.g. backbone neck backbone.stage4 neck.out_convs[2] encoder."),
     ] = None,
     channel_reduction: Annotated[
         str, typer.Option("--channel-reduction", help="squeeze_mean | select_max | none (top-k channels in a grid).")
@@ -196,7 +196,7 @@ def boxam_cmd(
     texts: Texts = None,
     target_layers: Annotated[
         list[str] | None,
-        typer.Option(*MULTI, help="Layer(s) whose activations explain the boxes, e.g. neck.out_convs[2] (RTMDet), neck (Grounding DINO)."),
+        typer.Option(*MULTI, help="Layer(s) whose activations explain the boxes (default: neck.out_convs[2] for RTMDet, neck for Grounding DINO)."),
     ] = None,
     method: Annotated[str, typer.Option("--method", help="gradcam | gradcam++ | eigencam (grad-free).")] = "gradcam",
     score_thr: Annotated[float, typer.Option("--score-thr", help="Explain the boxes scoring at least this.")] = 0.3,
