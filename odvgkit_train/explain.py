@@ -202,8 +202,13 @@ def _detector_pipeline(cfg: Any) -> Any:
     steps = cfg.get("test_pipeline")
     if not steps:
         steps = ((cfg.get("test_dataloader") or {}).get("dataset") or {}).get("pipeline")
-    if not steps:
-        raise OdvgError("the config has no test_pipeline (nor test_dataloader.dataset.pipeline) to prepare an image")
+    if not steps:  # mmdet's RTMDet test pipeline (640 px square, grey padding)
+        steps = [
+            dict(type="LoadImageFromFile", backend_args=None),
+            dict(type="Resize", scale=(640, 640), keep_ratio=True),
+            dict(type="Pad", size=(640, 640), pad_val=dict(img=(114, 114, 114))),
+            dict(type="PackDetInputs", meta_keys=("img_id", "img_path", "ori_shape", "img_shape", "scale_factor")),
+        ]
     steps = [s for s in copy.deepcopy(list(steps)) if not str(s["type"]).endswith("LoadAnnotations")]
     return Compose(steps)
 
