@@ -260,5 +260,53 @@ def export_fiftyone(
         raise typer.Exit(1)
 
 
+@browse_app.command("pipeline")
+def pipeline(
+    config: Annotated[Path, typer.Argument(help="Training config, or a work dir holding config.py (odvgkit train …).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for NNNN.png and samples.jsonl.")],
+    n: Annotated[int, typer.Option("-n", "--num", help="How many samples to draw.")] = 8,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of sampler and augmentation (default: the config's randomness.seed).")
+    ] = None,
+    num_workers: Annotated[
+        int | None, typer.Option("--num-workers", help="Dataloader workers (default: the config's).")
+    ] = None,
+    quiet: Quiet = False,
+    json_mode: Json = False,
+) -> None:
+    """Draw the first N samples exactly as the training dataloader yields them, after augmentation.
+
+    Builds the config's train_dataloader as mmengine's Runner does (sampler, batch sampler, seed)
+    and runs the real pipeline; each sample's image is drawn at the size the model gets it, with
+    its boxes and names; for Grounding DINO the text prompt is drawn underneath with each box's
+    tokens_positive span in the box's colour. samples.jsonl lists every box, label and span.
+    Needs the 'train' extra.
+
+    [bold]Examples[/bold]
+
+      odvgkit browse pipeline work_dirs/gdino_tiny -n 8 -o pipeline_viz
+
+      odvgkit browse pipeline work_dirs/rtmdet/config.py -n 16 -o viz --seed 1
+    """
+    from odvgkit.errors import require
+
+    for module in ("torch", "mmengine", "mmdet", "odvgkit_train"):
+        require(module, "train")
+    from odvgkit_train.pipeline_preview import preview
+
+    rep = reporter(quiet, json_mode)
+    with rep.progress("browse pipeline", total=n, unit="images") as advance:
+        stats = preview(config, output, n, seed=seed, num_workers=num_workers, advance=advance)
+    rep.summary("browse pipeline", {
+        "images written": stats.samples,
+        "boxes drawn": stats.boxes,
+        "boxes past the image border": stats.boxes_outside,
+        "images with a text prompt": stats.with_prompt,
+        "output": str(output),
+    })
+    if stats.samples < n:
+        rep.warn(f"the dataloader ended after {stats.samples} images (asked for {n})")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(browse_app, name="browse", rich_help_panel="Browse")
