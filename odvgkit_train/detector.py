@@ -80,7 +80,7 @@ class DetectorOptions:
     stage2_epochs: int | None = None
     val_interval: int | None = None
     vis_backend: str = "local"
-    log_interval: int = 50
+    log_interval: int | None = None  # None: about 10 loss points per run (at most every 50 iterations)
     launcher: str = "none"
     cuda: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -334,7 +334,7 @@ def detector_config(train: Sequence[Source], opts: DetectorOptions, val: Source 
         param_scheduler=scheduler,
         default_hooks=dict(
             timer=dict(type="IterTimerHook"),
-            logger=dict(type="LoggerHook", interval=max(1, min(opts.log_interval, total)), log_metric_by_epoch=not by_iter),
+            logger=dict(type="LoggerHook", interval=max(1, min(opts.log_interval, total)) if opts.log_interval else min(50, max(1, total // 10)), log_metric_by_epoch=not by_iter),
             param_scheduler=dict(type="ParamSchedulerHook"),
             checkpoint=checkpoint,
             sampler_seed=dict(type="DistSamplerSeedHook"),

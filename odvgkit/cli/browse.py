@@ -271,6 +271,7 @@ def pipeline(
     num_workers: Annotated[
         int | None, typer.Option("--num-workers", help="Dataloader workers (default: the config's).")
     ] = None,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

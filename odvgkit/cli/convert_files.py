@@ -10,13 +10,8 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli._common import Force, Json, LabelSpaceMap, Quiet, Strict, Synonyms, reporter
 from odvgkit.cli.convert import Output, convert_app
-
-LabelMapBeside = Annotated[
-    Path | None,
-    typer.Option("--label-map", help="Label map path. Default: <output stem>_label_map.json beside the output."),
-]
 
 
 def voc2odvg(
@@ -26,8 +21,10 @@ def voc2odvg(
     drop_difficult: Annotated[bool, typer.Option("--drop-difficult", help="Drop objects marked <difficult>1 (upstream's rule). Default: keep them, flagged.")] = False,
     check_sizes: Annotated[bool, typer.Option("--check-sizes", help="Read every image header and warn when <size> disagrees (slower).")] = False,
     output: Output = None,
-    label_map: LabelMapBeside = None,
+    label_map: LabelSpaceMap = None,
+    synonyms: Synonyms = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -46,8 +43,8 @@ def voc2odvg(
 
       odvgkit convert voc2odvg raccoon/ -o raccoon_od.jsonl
     """
-    from odvgkit.convert._perfile import label_map_beside
     from odvgkit.convert.base import summarise, write_conversion
+    from odvgkit.convert.labelspace import default_label_map, label_space
     from odvgkit.convert.voc import parse_classes, voc_to_odvg
     from odvgkit.errors import ProblemLog
 
@@ -57,14 +54,14 @@ def voc2odvg(
     base = root.parent if root.is_file() else root
     tag = Path(split).stem if split is not None else "all"
     out = output or base / f"{tag}_od.json"
-    lm_path = label_map or label_map_beside(out)
     with rep.progress(f"voc2odvg {root.name}", unit="files") as advance:
         conv = voc_to_odvg(root, split=split, classes=names, drop_difficult=drop_difficult,
                            check_sizes=check_sizes, problems=problems, on_files=advance)
-        write_conversion(conv, out, inputs=[root], label_map_path=lm_path)
-    rows = {"output": str(out), "label_map": str(lm_path), "images_root": str(base), **conv.info,
-            "classes": len(conv.label_map or {})}
-    summarise(rep, "voc2odvg", conv, rows, problems)
+        space = label_space(conv, label_map, default_label_map(out), synonyms=synonyms, strict=strict, problems=problems)
+        write_conversion(space.conversion, out, inputs=[root], label_map_path=space.path)
+    rows = {"output": str(out), "label_map": str(space.path), "images_root": str(base), **conv.info,
+            "classes": len(space.conversion.label_map or {}), **space.rows}
+    summarise(rep, "voc2odvg", space.conversion, rows, problems)
     if problems.n_errors:
         raise typer.Exit(1)
 
@@ -75,8 +72,10 @@ def yolo2odvg(
     split: Annotated[str | None, typer.Option("--split", help="train | val | test: the data.yaml entry, else images/<split>/. Default: every image.")] = None,
     no_exif: Annotated[bool, typer.Option("--no-exif", help="Ignore EXIF orientation when reading sizes.")] = False,
     output: Output = None,
-    label_map: LabelMapBeside = None,
+    label_map: LabelSpaceMap = None,
+    synonyms: Synonyms = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -92,21 +91,21 @@ def yolo2odvg(
 
       odvgkit convert yolo2odvg my_yolo --data my_yolo/data.yaml --split val -o val_od.jsonl
     """
-    from odvgkit.convert._perfile import label_map_beside
     from odvgkit.convert.base import summarise, write_conversion
+    from odvgkit.convert.labelspace import default_label_map, label_space
     from odvgkit.convert.yolo import yolo_to_odvg
     from odvgkit.errors import ProblemLog
 
     rep = reporter(quiet, json_mode)
     problems = ProblemLog(strict=strict)
     out = output or root / f"{split or 'all'}_od.json"
-    lm_path = label_map or label_map_beside(out)
     with rep.progress(f"yolo2odvg {root.name}", unit="files") as advance:
         conv = yolo_to_odvg(root, data=data, split=split, exif=not no_exif, problems=problems, on_files=advance)
-        write_conversion(conv, out, inputs=[root, *([data] if data else [])], label_map_path=lm_path)
-    rows = {"output": str(out), "label_map": str(lm_path), "images_root": str(root), **conv.info,
-            "classes": len(conv.label_map or {})}
-    summarise(rep, "yolo2odvg", conv, rows, problems)
+        space = label_space(conv, label_map, default_label_map(out), synonyms=synonyms, strict=strict, problems=problems)
+        write_conversion(space.conversion, out, inputs=[root, *([data] if data else [])], label_map_path=space.path)
+    rows = {"output": str(out), "label_map": str(space.path), "images_root": str(root), **conv.info,
+            "classes": len(space.conversion.label_map or {}), **space.rows}
+    summarise(rep, "yolo2odvg", space.conversion, rows, problems)
     if problems.n_errors:
         raise typer.Exit(1)
 

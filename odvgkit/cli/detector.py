@@ -55,7 +55,7 @@ def detector_cmd(
     label_map: Annotated[Path | None, typer.Option("--label-map", help="Default label map for the OD files.")] = None,
     num_workers: Annotated[int, typer.Option("--num-workers", help="Data-loading workers.")] = 2,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
-    log_interval: Annotated[int, typer.Option("--log-interval", help="Log the losses every N iterations.")] = 50,
+    log_interval: Annotated[int | None, typer.Option("--log-interval", min=1, help="Log the losses every N iterations (default: about 10 points per run, at most every 50).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the config and stop.")] = False,
     quiet: Quiet = False,
     json_mode: Json = False,
@@ -80,7 +80,7 @@ def detector_cmd(
     from odvgkit_train import api
     from odvgkit_train import detector as D
     from odvgkit_train.config import write_config
-    from odvgkit_train.data import collect
+    from odvgkit_train.data import collect, count_images
 
     rep = reporter(quiet, json_mode)
     if model not in D.MODEL_FILES:
@@ -106,8 +106,9 @@ def detector_cmd(
         "config": str(config_path),
         "model": model,
         "classes": len(info["classes"]),
-        "images": sum(s.n_records for s in sources),
-        "val_images": val_source.n_records if val_source else 0,
+        "images": count_images(sources),
+        "records": sum(s.n_records for s in sources),
+        "val_images": count_images([val_source]) if val_source else 0,
         "epochs": info["epochs"] if max_iters is None else None,
         "iterations": info["max_iters"],
         # 1-based, as mmengine's log counts them (the config's switch_epoch/switch_iter are 0-based indices)
@@ -115,6 +116,7 @@ def detector_cmd(
                         else f"iteration {info['switch_iter'] + 1}" if info["switch_iter"] is not None else "never"),
         "batch": batch_size,
         "lr": cfg["optim_wrapper"]["optimizer"]["lr"],
+        "load_from": str(load_from.resolve()) if load_from else "none: from scratch (no pretrained backbone offline)",
     }
     reinit = D.check_load_from(cfg)
     if reinit:

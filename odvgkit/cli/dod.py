@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from odvgkit.cli._common import Json, Quiet, Strict, reporter
+from odvgkit.cli._common import Force, Json, Quiet, Strict, reporter
 
 
 def dod2odvg(
@@ -20,6 +20,7 @@ def dod2odvg(
         Path | None, typer.Option("--output", "-o", help="Output records (.jsonl/.jsonl.gz/.parquet). Default: D3_ROOT/d3_od.jsonl.")
     ] = None,
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

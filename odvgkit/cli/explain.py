@@ -15,7 +15,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from odvgkit.cli._common import Json, Quiet, reporter
+from odvgkit.cli._common import Force, Json, Quiet, reporter
 from odvgkit.errors import OdvgError, require
 
 MULTI = ("--target-layers", "--target-layer")
@@ -139,6 +139,7 @@ def featmap_cmd(
     output: Output = None,
     preview_model: Preview = False,
     text_encoder: TextEncoder = None,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -203,6 +204,7 @@ def boxam_cmd(
     output: Output = None,
     preview_model: Preview = False,
     text_encoder: TextEncoder = None,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

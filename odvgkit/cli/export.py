@@ -64,6 +64,7 @@ def odvg(
     output: Annotated[Path, typer.Argument(help="ODVG file to write, in the dialect's layout.")],
     dialect: Annotated[str, typer.Option("--dialect", help="mmdet (as is) | ogd (Open-GroundingDino) | tao (NVIDIA TAO).")] = "mmdet",
     strict: Strict = False,
+    force: Force = False,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:

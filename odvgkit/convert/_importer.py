@@ -20,17 +20,6 @@ from odvgkit.errors import OdvgError, ProblemLog
 RESERVED_CLASS_NAMES = ("__ignore__", "_background_")
 
 
-def label_map_beside(output: str | Path) -> Path:
-    """``out/x_od.jsonl.gz`` → ``out/x_od_label_map.json``: the label map is named after the output."""
-    p = Path(output)
-    name = p.name
-    for ext in (".jsonl.gz", ".json.gz", ".jsonl", ".json", ".parquet"):
-        if name.endswith(ext):
-            name = name[: -len(ext)]
-            break
-    return p.with_name(f"{name}_label_map.json")
-
-
 def read_classes(spec: str | Path) -> list[str]:
     """``--classes``: a text file with one class per line, or a comma-separated list.
 

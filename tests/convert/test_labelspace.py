@@ -180,3 +180,89 @@ def test_help_names_the_label_map_it_writes(cli) -> None:
     res = cli("convert", "coco2odvg", "--help")
     text = " ".join(res.stdout.split())
     assert "<output stem>_label_map.json" in text and "coco2017_label_map.json" in text
+
+
+# --- every importer: the same --label-map / --synonyms options, really aligned -------------------------
+
+def _tiny_jpeg(path: Path, size: tuple[int, int] = (40, 30)) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (90, 90, 90)).save(path, format="JPEG")
+
+
+def _yolo(root: Path) -> tuple[list[str], Path]:
+    _tiny_jpeg(root / "images" / "train" / "a.jpg")
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.5 0.5\n1 0.25 0.25 0.1 0.1\n", encoding="utf-8")
+    (root / "data.yaml").write_text("path: .\ntrain: images/train\nnames: [cat, Dog]\n", encoding="utf-8")
+    return ["yolo2odvg", str(root), "--split", "train"], root
+
+
+def _labelme(root: Path) -> tuple[list[str], Path]:
+    _tiny_jpeg(root / "a.jpg")
+    shapes = [{"label": name, "points": pts, "group_id": None, "description": "", "shape_type": "rectangle", "flags": {}}
+              for name, pts in (("cat", [[1, 1], [10, 10]]), ("Dog", [[2, 3], [20, 25]]))]
+    (root / "a.json").write_text(json.dumps({"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": "a.jpg",
+                                             "imageHeight": 30, "imageWidth": 40, "imageData": None}), encoding="utf-8")
+    return ["labelme2odvg", str(root)], root
+
+
+def _cvat(root: Path) -> tuple[list[str], Path]:
+    root.mkdir(parents=True)
+    xml = root / "annotations.xml"
+    xml.write_text('<?xml version="1.0" encoding="utf-8"?>\n<annotations><version>1.1</version>\n'
+                   '<image id="0" name="a.jpg" width="40" height="30">\n'
+                   '<box label="cat" occluded="0" xtl="1" ytl="1" xbr="10" ybr="10" z_order="0"/>\n'
+                   '<box label="Dog" occluded="0" xtl="2" ytl="3" xbr="20" ybr="25" z_order="0"/>\n'
+                   '</image></annotations>\n', encoding="utf-8")
+    return ["cvat2odvg", str(xml)], root
+
+
+def _voc(root: Path) -> tuple[list[str], Path]:
+    (root / "Annotations").mkdir(parents=True)
+    _tiny_jpeg(root / "JPEGImages" / "a.jpg")
+    objs = "".join(f"<object><name>{n}</name><difficult>0</difficult><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
+                   f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>" for n, b in (("cat", (2, 2, 11, 11)),
+                                                                                           ("Dog", (3, 4, 21, 26))))
+    (root / "Annotations" / "a.xml").write_text(f"<annotation><filename>a.jpg</filename><size><width>40</width>"
+                                                f"<height>30</height><depth>3</depth></size>{objs}</annotation>",
+                                                encoding="utf-8")
+    return ["voc2odvg", str(root)], root
+
+
+@pytest.mark.parametrize("make", [_voc, _yolo, _labelme, _cvat], ids=["voc", "yolo", "labelme", "cvat"])
+def test_every_importer_aligns_onto_an_existing_label_map(tmp_path: Path, cli, make: Any) -> None:
+    """cat and Dog onto {dog, bird} + synonym kitty→... : Dog matches case-insensitively, cat through a synonym."""
+    existing = tmp_path / "space_label_map.json"
+    existing.write_text(json.dumps({"0": "dog", "1": "bird", "2": "kitty"}), encoding="utf-8")
+    before = existing.read_bytes()
+    syn = tmp_path / "syn.json"
+    syn.write_text(json.dumps({"cat": "kitty"}), encoding="utf-8")
+    args, _ = make(tmp_path / "data")
+    out = tmp_path / "out" / "mine_od.jsonl"
+    r = cli("convert", *args, "-o", out, "--label-map", existing, "--synonyms", syn, "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    written = out.parent / "mine_od_label_map.json"
+    assert json.loads(written.read_text()) == {"0": "dog", "1": "bird", "2": "kitty"}  # nothing appended
+    assert existing.read_bytes() == before  # the existing map is an input
+    [rec] = _jsonl(out)
+    got = sorted((i["label"], i["category"]) for i in rec["detection"]["instances"])
+    assert got == [(0, "dog"), (2, "kitty")], rec
+    flat = json.dumps(summary)
+    assert "case-insensitive" in flat and "synonym" in flat and str(existing) in flat
+
+
+def test_every_converter_writing_a_label_map_takes_the_label_space_options() -> None:
+    """Wiring check: a convert command with --label-map also has --synonyms (one shared option pair)."""
+    import typer
+
+    from odvgkit.cli import app
+
+    group = typer.main.get_command(app).commands["convert"]
+    with_map = {name: {p.name for p in cmd.params} for name, cmd in group.commands.items()
+                if "label_map" in {p.name for p in cmd.params} and name != "lvis2ovd"}  # its --label-map is an input
+    assert {"voc2odvg", "yolo2odvg", "labelme2odvg", "cvat2odvg", "cityscapes2odvg", "fiftyone2odvg", "coco2odvg",
+            "lvis2odvg", "openimages2odvg"} <= set(with_map)
+    assert [n for n, params in with_map.items() if "synonyms" not in params] == []

@@ -46,11 +46,15 @@ def _one_error_line(stderr: str) -> str:
 
 
 def test_label_map_of_another_dataset_is_not_replaced_without_force(tmp_path, cli):
-    """The reported case: raccoon, then COCO into one folder replaced {"0": "raccoon"} silently."""
+    """The reported case: raccoon, then COCO into one folder replaced {"0": "raccoon"} silently.
+
+    Without ``-d`` a custom dataset now gets a label map named after its output, so the clash needs
+    both runs to claim COCO's name (``-d coco``): the second must still not replace the first's map.
+    """
     raccoon = _coco(tmp_path / "raccoon.json", ["raccoon"])
     coco = _coco(tmp_path / "coco.json", ["person", "bicycle", "car"])
     out = tmp_path / "out"
-    r = cli("convert", "coco2odvg", raccoon, "-o", out / "raccoon_od.jsonl", "-q")
+    r = cli("convert", "coco2odvg", raccoon, "-d", "coco", "-o", out / "raccoon_od.jsonl", "-q")
     assert r.returncode == 0, r.stderr
     lm = out / "coco2017_label_map.json"  # the default label map name for -d coco
     assert json.loads(lm.read_text()) == {"0": "raccoon"}
@@ -58,14 +62,14 @@ def test_label_map_of_another_dataset_is_not_replaced_without_force(tmp_path, cl
     coco_bytes = coco.read_bytes()
     before = _snapshot(out)
 
-    r = cli("convert", "coco2odvg", coco, "-o", out / "coco_od.jsonl")
+    r = cli("convert", "coco2odvg", coco, "-d", "coco", "-o", out / "coco_od.jsonl")
     assert r.returncode == 1
     line = _one_error_line(r.stderr)
     assert line == f"odvgkit: error: {lm}: exists with different content; not replaced (pass --force to replace it)"
     assert _snapshot(out) == before  # label map untouched, the records of the run not committed, no temporaries
     assert coco.read_bytes() == coco_bytes
 
-    r = cli("convert", "coco2odvg", coco, "-o", out / "coco_od.jsonl", "--force", "-q")
+    r = cli("convert", "coco2odvg", coco, "-d", "coco", "-o", out / "coco_od.jsonl", "--force", "-q")
     assert r.returncode == 0, r.stderr
     assert json.loads(lm.read_text()) == {"0": "person", "1": "bicycle", "2": "car"}
     assert stat.S_IMODE(lm.stat().st_mode) == 0o640  # --force keeps the replaced file's mode
