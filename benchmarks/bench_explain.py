@@ -58,21 +58,12 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    from explain.helpers import gdino_checkpoint, rtmdet_config, torch_nms
+    from explain.helpers import gdino_checkpoint, rtmdet_config
 
     import odvgkit_train  # noqa: F401
     from odvgkit_train import explain
 
     torch.set_num_threads(1)
-    ext = sys.modules.get("mmcv._ext")
-    import mmcv.ops  # noqa: F401
-
-    ext = sys.modules.get("mmcv._ext")
-    if getattr(ext, "__odvgkit_standin__", False):
-        try:
-            ext.nms(torch.zeros((1, 4)), torch.zeros(1), iou_threshold=0.5, offset=0)
-        except Exception:
-            ext.nms = torch_nms
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)

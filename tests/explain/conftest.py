@@ -62,26 +62,6 @@ def gdino_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return gdino_checkpoint(tmp_path_factory.mktemp("gdino"))
 
 
-@pytest.fixture
-def torch_nms():
-    """Stand in for mmcv's compiled NMS while only the kernel-less stand-in exists (RTMDet predict needs it)."""
-    from explain.helpers import torch_nms as nms
-
-    from odvgkit_train._ext_shim import STANDIN_FLAG
-
-    ext = sys.modules.get("mmcv._ext")
-    standin = ext is not None and getattr(ext, STANDIN_FLAG, False)
-    old = ext.__dict__.get("nms") if standin else None
-    if standin:
-        ext.nms = nms  # type: ignore[union-attr]
-    yield
-    if standin:
-        if old is None:
-            del ext.nms  # type: ignore[union-attr]
-        else:
-            ext.nms = old  # type: ignore[union-attr]
-
-
 @pytest.fixture(scope="session")
 def gdino_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A work dir with the config ``odvgkit train pretrain --model tiny`` writes (OD + VG demo data)."""

@@ -106,27 +106,6 @@ def train_rtmdet(cfg: dict[str, Any], samples: list[tuple[Path, tuple[int, int, 
     return out
 
 
-def torch_nms(boxes: Any, scores: Any, iou_threshold: float, offset: int = 0, **_: Any) -> Any:
-    """Greedy NMS in plain PyTorch, standing in for mmcv's compiled ``nms`` kernel in these tests."""
-    import torch
-
-    if len(boxes) == 0:
-        return torch.zeros(0, dtype=torch.long)
-    x1, y1, x2, y2 = boxes.detach().float().unbind(1)
-    areas = (x2 - x1 + offset) * (y2 - y1 + offset)
-    iw = (torch.minimum(x2[:, None], x2[None]) - torch.maximum(x1[:, None], x1[None]) + offset).clamp(min=0)
-    ih = (torch.minimum(y2[:, None], y2[None]) - torch.maximum(y1[:, None], y1[None]) + offset).clamp(min=0)
-    inter = iw * ih
-    over = (inter / (areas[:, None] + areas[None] - inter)).gt(iou_threshold).numpy()
-    suppressed = np.zeros(len(boxes), dtype=bool)
-    keep = []
-    for i in scores.detach().argsort(descending=True).tolist():
-        if not suppressed[i]:
-            keep.append(i)
-            suppressed |= over[i]
-    return torch.tensor(keep, dtype=torch.long)
-
-
 def gdino_checkpoint(directory: Path, seed: int = 0) -> Path:
     """A randomly initialised tiny Grounding DINO (odvgkit's ``tiny`` preset) saved with its config."""
     import torch

@@ -119,46 +119,25 @@ def test_images_equal_the_dataloader_tensors(previewed, gdino_workdir) -> None:
 
 
 def test_closed_set_detector_pipeline(gdino_workdir, tmp_path) -> None:
-    """An RTMDet-style config (mmdet's tiny recipe: mosaic, HSV, flip, pad, mixup) on ODVG OD data."""
-    from mmengine.config import Config
-
-    from odvgkit_train.pipeline_preview import preview
-
+    """The config ``odvgkit train detector`` writes (RTMDet: mosaic, HSV, flip, pad, mixup) on ODVG OD data."""
     demo = gdino_workdir.parent / "demo"
     names = list(json.loads((demo / "demo_label_map.json").read_text()).values())
     size = 96
-    pipeline = [
-        dict(type="LoadImageFromFile", backend_args=None),
-        dict(type="LoadAnnotations", with_bbox=True),
-        dict(type="CachedMosaic", img_scale=(size, size), pad_val=114.0, max_cached_images=4, random_pop=False),
-        dict(type="RandomResize", scale=(2 * size, 2 * size), ratio_range=(0.5, 2.0), keep_ratio=True),
-        dict(type="RandomCrop", crop_size=(size, size)),
-        dict(type="YOLOXHSVRandomAug"),
-        dict(type="RandomFlip", prob=0.5),
-        dict(type="Pad", size=(size, size), pad_val=dict(img=(114, 114, 114))),
-        dict(type="PackDetInputs"),
-    ]
-    cfg = dict(
-        default_scope="mmdet",
-        randomness=dict(seed=3),
-        train_dataloader=dict(
-            batch_size=2, num_workers=0, persistent_workers=False,
-            sampler=dict(type="DefaultSampler", shuffle=True),
-            dataset=dict(type="ODVGDataset", data_root="", ann_file=str(demo / "demo_od.jsonl"),
-                         label_map_file=str(demo / "demo_label_map.json"), data_prefix=dict(img=str(demo / "images") + "/"),
-                         metainfo=dict(classes=tuple(names)), filter_cfg=dict(filter_empty_gt=False),
-                         return_classes=True, pipeline=pipeline),
-        ),
-    )
-    path = tmp_path / "rtmdet_config.py"
-    path.write_text(Config(cfg).pretty_text)
-    stats = preview(path, tmp_path / "viz", n=4)
+    work = tmp_path / "work"
+    proc = run_cli("train", "detector", f"{demo / 'demo_od.jsonl'},images={demo / 'images'}", "--label-map",
+                   demo / "demo_label_map.json", "--model", "rtmdet-tiny", "--img-size", size, "--max-iters", 4,
+                   "--batch-size", 2, "--num-workers", 0, "--work-dir", work, "--dry-run", "-q")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("browse", "pipeline", work, "-n", 4, "-o", tmp_path / "viz", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
     rows = [json.loads(line) for line in (tmp_path / "viz" / "samples.jsonl").read_text().splitlines()]
-    assert stats.samples == 4 and stats.with_prompt == 0 and stats.boxes == sum(len(r["boxes"]) for r in rows) > 0
+    assert len(rows) == 4 == summary["images written"] and summary["images with a text prompt"] == 0
+    assert summary["boxes drawn"] == sum(len(r["boxes"]) for r in rows) > 0
     for row in rows:
         assert row["input_shape"] == [size, size] and row["text"] is None
         for b in row["boxes"]:
-            assert b["name"] == names[b["label"]] and b["tokens_positive"] == []
+            assert b["name"] == names[b["label"]] and b["tokens_positive"] == []  # metainfo = the label map
             x1, y1, x2, y2 = b["bbox"]
             assert 0 <= x1 < x2 <= size and 0 <= y1 < y2 <= size  # RandomCrop clips to the crop
         with Image.open(tmp_path / "viz" / row["file"]) as im:

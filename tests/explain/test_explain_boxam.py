@@ -26,7 +26,7 @@ def rtm(rtmdet):
 
 
 @pytest.mark.parametrize("method", explain.METHODS)
-def test_boxam_mass_lies_in_the_learnt_box(rtm, rtmdet, torch_nms, method: str) -> None:
+def test_boxam_mass_lies_in_the_learnt_box(rtm, rtmdet, method: str) -> None:
     image, gt = rtmdet.images[0], rtmdet.boxes[0]
     am = explain.boxam(rtm, image, ["neck"], method=method, score_thr=0.3)
     # the model really found the object: one confident box on the ground truth
@@ -59,7 +59,7 @@ def test_the_property_fails_for_maps_that_know_nothing(rtmdet) -> None:
     assert explain.mass_inside(other, gt) == 0.0
 
 
-def test_grad_methods_differ_from_eigencam(rtm, rtmdet, torch_nms) -> None:
+def test_grad_methods_differ_from_eigencam(rtm, rtmdet) -> None:
     maps = {m: explain.boxam(rtm, rtmdet.images[0], ["neck.out_convs[1]"], method=m).heat for m in explain.METHODS}
     assert not np.allclose(maps["gradcam"], maps["eigencam"])
     assert not np.allclose(maps["gradcam++"], maps["eigencam"])
