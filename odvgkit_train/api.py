@@ -181,15 +181,35 @@ def load_model(checkpoint: str | Path | None, *, config: str | Path | dict[str, 
     return _inference.load_model(checkpoint, config=config, model=model, text_encoder=text_encoder, device=device)
 
 
+def _with_config(checkpoint: str | Path | Any, config: str | Path | None, kwargs: dict[str, Any]) -> Any:
+    """``--config``: the model built from a config file and loaded with ``checkpoint`` (strictly).
+
+    For checkpoints that carry no config (a plain ``torch.save`` of the weights, or a state dict
+    from elsewhere); the family is the config's model type.
+    """
+    if config is None or hasattr(checkpoint, "test_step"):
+        return checkpoint
+    from odvgkit_train import detector
+
+    path = Path(config)
+    if not path.is_file():
+        raise OdvgError(f"--config {path}: no such file", 2)
+    if detector.family_of({"meta": {"cfg": path.read_text(encoding="utf-8", errors="replace")}}) == detector.FAMILY_DETECTOR:
+        return detector.load_detector(checkpoint, config=path)
+    return _inference.load_model(checkpoint, config=path, model=kwargs.get("model"), text_encoder=kwargs.get("text_encoder"))
+
+
 def infer(images: Sequence[str | Path], checkpoint: str | Path | Any, texts: str | Sequence[str] | None = None,
-          **kwargs: Any) -> list[dict[str, Any]]:
+          *, config: str | Path | None = None, **kwargs: Any) -> list[dict[str, Any]]:
     """ODVG records (with ``score`` on every box) for ``images`` and a prompt; see :mod:`.inference`.
 
     A closed-set detector checkpoint (``odvgkit train detector``) takes no prompt: it predicts its
-    trained classes (:func:`odvgkit_train.detector.infer`).
+    trained classes (:func:`odvgkit_train.detector.infer`). ``config`` builds the model for a
+    checkpoint that carries none.
     """
     from odvgkit_train import detector
 
+    checkpoint = _with_config(checkpoint, config, kwargs)
     if detector.is_detector(checkpoint):
         if texts:
             raise OdvgError("--texts: a closed-set detector (RTMDet) takes no text prompt; it predicts the classes "
@@ -201,14 +221,16 @@ def infer(images: Sequence[str | Path], checkpoint: str | Path | Any, texts: str
     return _inference.infer(images, checkpoint, texts, **kwargs)
 
 
-def evaluate(data: str | Path, checkpoint: str | Path | Any, metric: str, **kwargs: Any) -> dict[str, Any]:
+def evaluate(data: str | Path, checkpoint: str | Path | Any, metric: str, *, config: str | Path | None = None,
+             **kwargs: Any) -> dict[str, Any]:
     """Metrics of a checkpoint on an ODVG file with ground truth; see :mod:`.evaluation`.
 
-    The model family is detected from the checkpoint: a closed-set detector is scored by
-    :func:`odvgkit_train.detector.evaluate` (COCO mAP, no text).
+    The model family is detected from the checkpoint (or ``config``): a closed-set detector is
+    scored by :func:`odvgkit_train.detector.evaluate` (COCO mAP, no text).
     """
     from odvgkit_train import detector
 
+    checkpoint = _with_config(checkpoint, config, kwargs)
     if detector.is_detector(checkpoint):
         keep = {k: kwargs[k] for k in ("predictions_out", "show_dir", "on_image") if k in kwargs}
         return detector.evaluate(data if isinstance(data, list) else [data], checkpoint, metric, **keep)

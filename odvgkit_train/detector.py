@@ -516,7 +516,7 @@ def load_detector(checkpoint: str | Path | None, *, config: str | Path | dict[st
         require_family(ckpt_path, FAMILY_DETECTOR, "a closed-set detector command")
         cfg = config_from_checkpoint(ckpt_path)
         if cfg is None:
-            raise OdvgError(f"{ckpt_path}: checkpoint carries no config; pass the run's config.py")
+            raise OdvgError(f"{ckpt_path}: checkpoint carries no config; pass the run's config.py with --config")
     else:
         raise OdvgError("load_detector needs a checkpoint or a config")
     if cfg.model.get("type") != "RTMDet":
@@ -611,7 +611,7 @@ def infer(images: Sequence[str | Path], checkpoint: str | Path | Any, *, score_t
 def evaluate(items: list[dict[str, Any]], checkpoint: str | Path | Any, metric: str = "coco", *,
              predictions_out: str | Path | None = None, show_dir: str | Path | None = None,
              on_image: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """COCO mAP (pycocotools) of a detector on ODVG OD ground truth; ``-1`` (undefined) comes back as None.
+    """COCO mAP (pycocotools) of a detector on ODVG OD ground truth; undefined stays pycocotools' −1 (:data:`metrics.NA`).
 
     The evaluation label map's names are matched to the model's classes by name (the ids may differ);
     a ground-truth class the model does not know is a one-line error.
@@ -675,8 +675,8 @@ def evaluate(items: list[dict[str, Any]], checkpoint: str | Path | Any, metric: 
         results["images"] = results.get("images", 0) + len(gts)
         all_preds += preds
     if metric == "odinw":
-        defined = [d["mAP"] for d in per_dataset if d["mAP"] is not None]
-        results["mean_mAP"] = sum(defined) / len(defined) if defined else None
+        defined = [d["mAP"] for d in per_dataset if not M.is_na(d["mAP"])]
+        results["mean_mAP"] = sum(defined) / len(defined) if defined else M.NA
         results["datasets"] = per_dataset
     if predictions_out is not None:
         write_records(predictions_out, all_preds, inputs=[i["path"] for i in items])

@@ -193,6 +193,7 @@ def eval_cmd(
     image_root: ImageRoot = None,
     protocol: Annotated[str, typer.Option("--protocol", help="official | mmdet (grefcoco, flickr30k, refexp differ).")] = "official",
     model: Annotated[str | None, typer.Option("--model", help="Preset, when the checkpoint carries no config.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="The run's config.py, when the checkpoint carries no config (either family).")] = None,
     text_encoder: TextEncoder = None,
     chunked_size: Annotated[int, typer.Option("--chunked-size", help="Classes per prompt chunk for large vocabularies.")] = -1,
     predictions: Annotated[Path | None, typer.Option("--predictions", "-o", help="Also write the predictions (ODVG with scores).")] = None,
@@ -242,7 +243,7 @@ def eval_cmd(
         from odvgkit_train.suites import run_suite_cli
 
         clash = [n for n, v in (("--predictions", predictions), ("--label-map", label_map), ("--image-root", image_root),
-                                ("--flickr-merged", flickr_merged)) if v]
+                                ("--flickr-merged", flickr_merged), ("--config", config)) if v]
         if clash:
             raise OdvgError(f"{clash[0]} does not go with --suite (the layout fixes each dataset's files; predictions are cached)", 2)
 
@@ -259,7 +260,7 @@ def eval_cmd(
     with rep.progress(f"eval {metric}", unit="images") as advance:
         result = api.evaluate(items, checkpoint, metric, protocol=protocol, model=model, text_encoder=text_encoder,
                               chunked_size=chunked_size, predictions_out=predictions, merge_boxes=flickr_merged,
-                              on_image=advance, warn=rep.warn, prompting=prompting, score_thr=thresholds[0],
+                              on_image=advance, warn=rep.warn, prompting=prompting, score_thr=thresholds[0], config=config,
                               **({"show_dir": show_dir} if show_dir else {}))
     from odvgkit_train.metrics import na_for_table
 
@@ -284,6 +285,7 @@ def infer_cmd(
     image_root: ImageRoot = None,
     render: Annotated[Path | None, typer.Option("--render", help="Also draw the boxes into this folder.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Preset, when the checkpoint carries no config.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="The run's config.py, when the checkpoint carries no config (either family).")] = None,
     text_encoder: TextEncoder = None,
     force: Force = False,
     quiet: Quiet = False,
@@ -322,7 +324,8 @@ def infer_cmd(
     root = image_root or (images[0] if len(images) == 1 and images[0].is_dir() else None)
     with rep.progress("infer", total=len(files), unit="images") as advance:
         records = api.infer(files, checkpoint, texts, tokens_positive=spans, chunked_size=chunked_size, score_thr=score_thr,
-                            image_root=root, text_encoder=text_encoder, model=model, on_image=advance, warn=rep.warn)
+                            image_root=root, text_encoder=text_encoder, model=model, on_image=advance, warn=rep.warn,
+                            config=config)
     write_records(output, records, inputs=files)
     boxes = sum(len((r.get("detection") or {}).get("instances", [])) + len((r.get("grounding") or {}).get("regions", [])) for r in records)
     rows: dict[str, Any] = {"output": str(output), "images": len(records), "boxes": boxes}

@@ -232,6 +232,27 @@ def test_infer_without_text_returns_trained_classes(run: DetectorRun, bccd: Bccd
         assert all(i["category"] == CLASSES[i["label"]] for i in inst)
 
 
+def test_a_checkpoint_without_config_needs_and_takes_config(run: DetectorRun, bccd: Bccd, tmp_path: Path) -> None:
+    """Weights saved without mmengine's meta (torch.save of the state dict): --config builds the model."""
+    import torch
+
+    from .test_train_errors import _one_line_error
+
+    ckpt = torch.load(run.summary["checkpoint"], map_location="cpu", weights_only=False)
+    bare = tmp_path / "bare.pth"
+    torch.save({"state_dict": ckpt["state_dict"]}, bare)
+    image = sorted(bccd.images.glob("*.jpg"))[0]
+    proc = run_cli("infer", str(image), "--checkpoint", str(bare), "-o", str(tmp_path / "x.jsonl"))
+    assert proc.returncode != 0 and "--config" in _one_line_error(proc)
+    outs = []
+    for ck, extra in ((run.summary["checkpoint"], []), (str(bare), ["--config", str(run.work_dir / "config.py")])):
+        out = tmp_path / f"p{len(outs)}.jsonl"
+        proc = run_cli("infer", str(image), "--checkpoint", ck, "--score-thr", "0", "-o", str(out), *extra)
+        assert proc.returncode == 0, proc.stderr
+        outs.append(json.loads(out.read_text()))
+    assert outs[0] == outs[1] and outs[0]["detection"]["instances"]  # the same model, the same boxes
+
+
 def test_eval_and_infer_name_an_image_that_does_not_decode(run: DetectorRun, bccd: Bccd, tmp_path: Path) -> None:
     from .test_train_errors import _one_line_error
 
