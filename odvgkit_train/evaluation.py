@@ -181,8 +181,7 @@ def evaluate(data: Any, checkpoint: Any, metric: str, *, protocol: str = "offici
             results.update(M.flickr_recall(gts, preds, merge_boxes=merge_boxes))
         results["images"] = results.get("images", 0) + len(gts)
     if metric == "odinw":
-        defined = [d["mAP"] for d in per_dataset if not M.is_na(d["mAP"])]
-        results["mean_mAP"] = sum(defined) / len(defined) if defined else M.NA
+        results["mean_mAP"] = M.mean_defined([d["mAP"] for d in per_dataset])
         results["datasets"] = per_dataset
     if predictions_out is not None:
         write_records(predictions_out, all_preds, inputs=[i["path"] for i in items])

@@ -34,6 +34,12 @@ def is_na(value: Any) -> bool:
     return value is None or (isinstance(value, float) and (value != value or value == NA))
 
 
+def mean_defined(values: list[float]) -> float:
+    """The mean of the defined values (ODinW's average over datasets with ground truth); NA if none is."""
+    defined = [v for v in values if not is_na(v)]
+    return sum(defined) / len(defined) if defined else NA
+
+
 def na(value: float) -> float:
     """NaN (an undefined ratio) → :data:`NA`, anything else unchanged."""
     return NA if value != value else value

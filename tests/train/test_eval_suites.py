@@ -15,16 +15,7 @@ from odvgkit_train.suite_data import make_odinw_root, make_vg_suite_root
 from odvgkit_train.suites import ODINW13, entries
 
 from .conftest import run_cli
-
-
-def _one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("odvgkit: error:")]
-    assert len(lines) == 1, proc.stderr[-2000:]
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
+from .test_train_errors import _one_line_error
 
 
 def _read(path: Path) -> list[dict]:
