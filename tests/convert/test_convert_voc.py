@@ -274,7 +274,7 @@ def test_size_from_header_fractional_difficult_and_check_sizes(tmp_path: Path) -
     assert (b["width"], b["height"]) == (640, 480)  # <size> trusted without --check-sizes
     assert json.loads(r.stdout)["sizes_from_header"] == 1
 
-    r = run_cli("convert", "voc2odvg", root, "-o", out, "--json", "--check-sizes", "--drop-difficult")
+    r = run_cli("convert", "voc2odvg", root, "-o", out, "--json", "--check-sizes", "--drop-difficult", "--force")
     assert r.returncode == 0, r.stderr
     a, b = read_jsonl(out)
     assert (b["width"], b["height"]) == (64, 48)

@@ -163,14 +163,14 @@ def test_kill9_between_the_renames_of_a_group_is_rolled_forward(tmp_path: Path):
     a = _small_coco(tmp_path / "raccoon.json", ["raccoon"])
     b = _small_coco(tmp_path / "pets.json", ["cat", "dog", "bird"])
     out_dir = tmp_path / "out"
-    out, lm = out_dir / "data_od.jsonl", out_dir / "label_map.json"
-    r = subprocess.run([sys.executable, "-m", "odvgkit", "convert", "coco2odvg", a, "-o", out, "--label-map", lm, "-q"],
+    out, lm = out_dir / "data_od.jsonl", out_dir / "data_od_label_map.json"  # the default name of a custom set
+    r = subprocess.run([sys.executable, "-m", "odvgkit", "convert", "coco2odvg", a, "-o", out, "-q"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(lm.read_text()) == {"0": "raccoon"}
 
     # run B replaces both (--force) but is killed after the first rename, inside the commit window
-    proc = _start("convert", "coco2odvg", b, "-o", out, "--label-map", lm, "-q", "--force",
+    proc = _start("convert", "coco2odvg", b, "-o", out, "-q", "--force",
                   env={"ODVGKIT_TEST_COMMIT_PAUSE": "60"})
     journal = lambda: [p for p in out_dir.iterdir() if p.name.endswith(".journal")]  # noqa: E731
     _wait_for(lambda: journal() or proc.poll() is not None, 60, "the commit journal")
@@ -197,11 +197,11 @@ def test_ctrl_c_between_the_renames_finishes_the_commit(tmp_path: Path):
     a = _small_coco(tmp_path / "raccoon.json", ["raccoon"])
     b = _small_coco(tmp_path / "pets.json", ["cat", "dog"])
     out_dir = tmp_path / "out"
-    out, lm = out_dir / "data_od.jsonl", out_dir / "label_map.json"
-    r = subprocess.run([sys.executable, "-m", "odvgkit", "convert", "coco2odvg", a, "-o", out, "--label-map", lm, "-q"],
+    out, lm = out_dir / "data_od.jsonl", out_dir / "data_od_label_map.json"  # the default name of a custom set
+    r = subprocess.run([sys.executable, "-m", "odvgkit", "convert", "coco2odvg", a, "-o", out, "-q"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    proc = _start("convert", "coco2odvg", b, "-o", out, "--label-map", lm, "-q", "--force",
+    proc = _start("convert", "coco2odvg", b, "-o", out, "-q", "--force",
                   env={"ODVGKIT_TEST_COMMIT_PAUSE": "60"})
     _wait_for(lambda: any(n.endswith(".journal") for n in _temps(out_dir)) or proc.poll() is not None, 60, "the journal")
     _wait_for(lambda: len(_temps(out_dir)) == 2 or proc.poll() is not None, 10, "the first rename")
