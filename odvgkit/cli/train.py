@@ -20,7 +20,7 @@ from odvgkit.errors import OdvgError, require
 PANEL = "Train"
 
 train_app = typer.Typer(
-    help="Train Grounding DINO (MMDetection) on ODVG data: pretrain or finetune.",
+    help="Train on ODVG data with MMDetection: Grounding DINO (pretrain, finetune) or a closed-set RTMDet (detector).",
     no_args_is_help=True,
 )
 
