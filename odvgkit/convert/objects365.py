@@ -168,7 +168,9 @@ def fix_wh(
     info = read_image_info(info_path)
     stats: Counter[str] = Counter()
     dropped: set[int] = set()
-    for _, _, items in stream_members(path, {"images": _Img}, problems=problems):
+    # the copy below names every malformed element; this pass only collects ids (a malformed
+    # image reported here too would be counted twice)
+    for _, _, items in stream_members(path, {"images": _Img}, problems=ProblemLog()):
         for im in items:
             measured = info.get(im.id)
             if measured is None or (mode == "drop" and (im.height, im.width) != measured[1:]):

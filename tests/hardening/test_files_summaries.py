@@ -28,3 +28,19 @@ def test_o365_fix_wh_counts_every_image_written(tmp_path: Path, cli):
     summary = json.loads(r.stdout)
     out = json.loads((tmp_path / "dropped.json").read_text())
     assert (summary["images"], summary["dropped:size-differs"]) == (len(out["images"]), 2) == (46, 2)
+
+
+def test_o365_fix_wh_names_a_malformed_image_once(tmp_path: Path, cli):
+    images = [{"id": 1, "file_name": "a.jpg", "height": 10, "width": 10}, {"id": "x", "file_name": 5},
+              {"id": 2, "file_name": "b.jpg", "height": 10, "width": 10}]
+    src = tmp_path / "o.json"
+    src.write_text(json.dumps({"images": images, "annotations": [], "categories": [{"id": 1, "name": "a"}]}))
+    info = tmp_path / "info.tsv"
+    info.write_text("id\tfile_name\theight\twidth\n1\ta.jpg\t10\t10\n2\tb.jpg\t12\t10\n")
+    r = cli("o365", "fix-wh", src, "--info", info)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    named = [line for line in r.stderr.splitlines() if "images[1]" in line]
+    assert named == [f"{src}: images[1]: id: expected int, got str"], r.stderr
+    r = cli("o365", "fix-wh", src, "--info", info, "--json")
+    problems = json.loads(r.stdout)["problems"]
+    assert (problems["errors"], problems["by_code"]) == (1, [{"severity": "error", "code": "bad-element", "count": 1}])
