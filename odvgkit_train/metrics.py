@@ -211,8 +211,25 @@ def coco_dicts(gts: list[Record], preds: list[Record], label_map: dict[str, str]
 COCO_NAMES = ("mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
 
+COCO_BACKENDS = ("auto", "pycocotools", "faster-coco-eval")
+COCO_BACKEND_ENV = "ODVGKIT_COCO_BACKEND"
+
+
 def coco_backend(backend: str = "auto") -> tuple[Any, Any, str]:
-    """``(COCO, COCOeval, name)``: faster-coco-eval's drop-in when importable (``auto``), else pycocotools."""
+    """``(COCO, COCOeval, name)``: faster-coco-eval's drop-in when importable (``auto``), else pycocotools.
+
+    ``auto`` defers to ``$ODVGKIT_COCO_BACKEND`` when it is set (``pycocotools`` forces the reference
+    implementation even where faster-coco-eval is installed). Both give pycocotools' numbers
+    (tests/train/test_eval_parity.py); faster-coco-eval is only faster.
+    """
+    import os
+
+    if backend == "auto":
+        backend = os.environ.get(COCO_BACKEND_ENV, "").strip() or "auto"
+    if backend not in COCO_BACKENDS:
+        from odvgkit.errors import OdvgError
+
+        raise OdvgError(f"COCO metric backend {backend!r} (${COCO_BACKEND_ENV}): expected one of {', '.join(COCO_BACKENDS)}", 2)
     if backend in ("auto", "faster-coco-eval"):
         try:
             from faster_coco_eval import COCO  # type: ignore[import-not-found]

@@ -216,7 +216,8 @@ def eval_cmd(
 ) -> None:
     """Evaluate a checkpoint on ODVG ground truth, or a whole benchmark table with --suite.
 
-    coco: COCO mAP (pycocotools; faster-coco-eval if installed). lvis: fixed AP (top 10,000
+    coco: COCO mAP (pycocotools' numbers, computed by faster-coco-eval when installed;
+    ODVGKIT_COCO_BACKEND=pycocotools forces pycocotools). lvis: fixed AP (top 10,000
     detections per class, federated negatives). refexp: Precision@1/5/10. grefcoco: Pr@(F1=1,
     IoU≥0.5) and N-acc. flickr30k: Recall@1/5/10. odinw: COCO AP per dataset and the mean.
     dod: D³ mAP for FULL/PRES/ABS and by sentence length, every image inferred once.

@@ -166,15 +166,18 @@ def _constructed_predictions(d3: Path, seed: int) -> tuple[list[dict], list[dict
     return preds, dets
 
 
+@pytest.mark.parametrize("backend", ["pycocotools", "faster-coco-eval"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_dod_map_equals_official_procedure_with_empty_bucket(d3: Path, seed: int) -> None:
+def test_dod_map_equals_official_procedure_with_empty_bucket(d3: Path, seed: int, backend: str) -> None:
     from odvgkit_train import metrics as M
 
+    if backend == "faster-coco-eval":
+        pytest.importorskip("faster_coco_eval", reason="faster-coco-eval is in requirements/train.txt")
     gts = _read(d3 / "d3_od.jsonl")
     lm = json.loads((d3 / "d3_label_map.json").read_text())
     settings = json.loads((d3 / "d3_settings.json").read_text())
     preds, dets = _constructed_predictions(d3, seed)
-    got = M.dod_map(gts, preds, lm, settings)
+    got = M.dod_map(gts, preds, lm, settings, backend=backend)
     for name, fname in (("FULL", "full"), ("PRES", "pres"), ("ABS", "abs")):
         m, buckets = _official_d3(d3 / "d3_json" / f"d3_{fname}_annotations.json", dets)
         assert got[name] == pytest.approx(m, abs=1e-12)

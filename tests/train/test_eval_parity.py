@@ -39,7 +39,7 @@ def _dataset(seed: int, n_images: int = 25, small: bool = True) -> tuple[list[di
     return gts, preds
 
 
-def _pycocotools(gts: list[dict], preds: list[dict]) -> np.ndarray:
+def _pycocotools(gts: list[dict], preds: list[dict], lm: dict[str, str] = LM) -> np.ndarray:
     """COCO evaluation written out directly with pycocotools (image ids from 1, category ids from 1)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -49,14 +49,14 @@ def _pycocotools(gts: list[dict], preds: list[dict]) -> np.ndarray:
     for i, g in enumerate(gts):
         for x in g["detection"]["instances"]:
             b = x["bbox"]
-            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": x["label"] + 1, "iscrowd": 0,
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": x["label"] + 1, "iscrowd": x.get("iscrowd", 0),
                          "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "area": (b[2] - b[0]) * (b[3] - b[1])})
     dets = [{"image_id": i + 1, "category_id": x["label"] + 1, "score": x["score"],
              "bbox": [x["bbox"][0], x["bbox"][1], x["bbox"][2] - x["bbox"][0], x["bbox"][3] - x["bbox"][1]]}
             for i, p in enumerate(preds) for x in p["detection"]["instances"]]
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
-        gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": k + 1, "name": v} for k, v in enumerate(LM.values())]}
+        gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": k + 1, "name": v} for k, v in enumerate(lm.values())]}
         gt.createIndex()
         ev = COCOeval(gt, gt.loadRes(dets), "bbox")
         ev.evaluate()
@@ -74,13 +74,126 @@ def test_coco_map_equals_pycocotools(seed: int) -> None:
     assert 0.1 < got["mAP"] < 0.95
 
 
-def test_coco_map_faster_coco_eval_equals_pycocotools() -> None:
-    pytest.importorskip("faster_coco_eval", reason="optional speed-up; equality is checked where it is installed")
-    for seed in range(3):
-        gts, preds = _dataset(seed)
-        fast = M.coco_map(gts, preds, LM, backend="faster-coco-eval")
-        slow = M.coco_map(gts, preds, LM, backend="pycocotools")
-        assert [fast[k] for k in M.COCO_NAMES] == pytest.approx([slow[k] for k in M.COCO_NAMES], abs=1e-9)
+def _edge_dataset(seed: int, n_images: int = 40) -> tuple[list[dict], list[dict], dict[str, str]]:
+    """The cases where two COCO implementations could part: crowd ground truth (matches ignored), a
+    category with detections but no ground truth (its AP −1), images without predictions, images with
+    more than maxDets=100 detections (the per-image cut), and tied scores (the sort's tie order)."""
+    rng = random.Random(seed)
+    lm = {"0": "cat", "1": "dog", "2": "bird", "3": "fish", "4": "never annotated"}
+    gts, preds = [], []
+    for i in range(n_images):
+        gi, pi = [], []
+        for _ in range(rng.randint(0, 5)):
+            side = rng.choice([20, 60, 200])
+            x1, y1 = rng.uniform(0, 400), rng.uniform(0, 250)
+            box = [x1, y1, x1 + side * rng.uniform(0.6, 1.0), y1 + side * rng.uniform(0.6, 1.0)]
+            label = rng.randrange(4)
+            gi.append({"bbox": box, "label": label, "iscrowd": int(rng.random() < 0.15)})
+            if rng.random() < 0.8:
+                pi.append({"bbox": [v + rng.uniform(-0.15, 0.15) * side for v in box], "label": label,
+                           "score": round(rng.random(), 1)})  # coarse scores: many ties
+        if i % 7 == 3:
+            pi = []
+        elif i % 11 == 5:
+            for _ in range(130):
+                x1, y1 = rng.uniform(0, 500), rng.uniform(0, 350)
+                pi.append({"bbox": [x1, y1, x1 + rng.uniform(5, 80), y1 + rng.uniform(5, 80)], "label": rng.randrange(5),
+                           "score": round(rng.random(), 2)})
+        gts.append({"filename": f"{i}.jpg", "height": 480, "width": 640, "detection": {"instances": gi}})
+        preds.append({"filename": f"{i}.jpg", "height": 480, "width": 640, "detection": {"instances": pi}})
+    return gts, preds, lm
+
+
+def _per_category_ap(ev) -> dict[int, float]:
+    """AP of each category as dod_map (and MMDetection's classwise table) read it from ``eval["precision"]``."""
+    out = {}
+    for k, cat in enumerate(ev.params.catIds):
+        p = ev.eval["precision"][:, :, k, 0, -1]
+        out[int(cat)] = float(p[p > -1].mean()) if (p > -1).any() else M.NA
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_coco_map_edge_cases_equal_pycocotools(seed: int) -> None:
+    gts, preds, lm = _edge_dataset(seed)
+    got = M.coco_map(gts, preds, lm, backend="pycocotools")
+    assert [got[k] for k in M.COCO_NAMES] == pytest.approx(list(_pycocotools(gts, preds, lm)), abs=1e-12)
+    assert sum(len(p["detection"]["instances"]) > 100 for p in preds) >= 3
+    assert any(x.get("iscrowd") for g in gts for x in g["detection"]["instances"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_coco_map_faster_coco_eval_equals_pycocotools(seed: int) -> None:
+    """faster-coco-eval (requirements/train.txt) gives pycocotools' 12 stats and per-category AP.
+
+    Not bit for bit: its C++ accumulation differs from numpy's in the last bit (≤ 2.3e-16 on a
+    precision value), so the comparison is to 1e-12, and −1 (n/a) lands in exactly the same places.
+    """
+    pytest.importorskip("faster_coco_eval", reason="faster-coco-eval is in requirements/train.txt")
+    gts, preds = _dataset(seed)
+    fast = M.coco_map(gts, preds, LM, backend="faster-coco-eval")
+    slow = M.coco_map(gts, preds, LM, backend="pycocotools")
+    assert [fast[k] for k in M.COCO_NAMES] == pytest.approx([slow[k] for k in M.COCO_NAMES], abs=1e-12)
+
+    gts, preds, lm = _edge_dataset(seed)
+    gt, dets = M.coco_dicts(gts, preds, lm)
+    a = M.coco_evaluate(gt, dets, "pycocotools")
+    b = M.coco_evaluate(gt, dets, "faster-coco-eval")
+    assert type(b).__module__.startswith("faster_coco_eval")  # the fast path really ran
+    assert list(b.stats) == pytest.approx(list(a.stats), abs=1e-12)
+    assert list(b.stats == M.NA) == list(a.stats == M.NA)
+    assert list(a.params.maxDets) == list(b.params.maxDets) == [1, 10, 100]
+    assert a.eval["precision"].shape == b.eval["precision"].shape
+    np.testing.assert_allclose(b.eval["precision"], a.eval["precision"], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(b.eval["recall"], a.eval["recall"])
+    pa, pb = _per_category_ap(a), _per_category_ap(b)
+    assert pa.keys() == pb.keys() and pa[4] == pb[4] == M.NA  # "never annotated": n/a in both
+    assert [pb[c] for c in pa] == pytest.approx([pa[c] for c in pa], abs=1e-12)
+
+    # no detections at all (odvgkit builds the empty result itself): 0 with ground truth, −1 without
+    empty = [{**p, "detection": {"instances": []}} for p in preds]
+    assert (M.coco_map(gts, empty, lm, backend="faster-coco-eval")
+            == M.coco_map(gts, empty, lm, backend="pycocotools"))
+
+
+def test_coco_backend_auto_and_forced_by_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """``auto`` takes faster-coco-eval where installed; ``$ODVGKIT_COCO_BACKEND=pycocotools`` forces the reference."""
+    from odvgkit.errors import OdvgError
+    from odvgkit_train.evaluation import evaluate
+
+    monkeypatch.delenv(M.COCO_BACKEND_ENV, raising=False)
+    try:
+        import faster_coco_eval  # noqa: F401
+
+        installed = "faster-coco-eval"
+    except ImportError:
+        installed = "pycocotools"
+    assert M.coco_backend()[2] == installed
+    assert M.coco_backend("pycocotools")[2] == "pycocotools"
+    monkeypatch.setenv(M.COCO_BACKEND_ENV, "pycocotools")
+    assert M.coco_backend()[2] == "pycocotools"
+    if installed == "faster-coco-eval":
+        assert M.coco_backend("faster-coco-eval")[2] == "faster-coco-eval"  # an explicit backend wins
+    monkeypatch.setenv(M.COCO_BACKEND_ENV, "fast")
+    with pytest.raises(OdvgError, match="ODVGKIT_COCO_BACKEND"):
+        M.coco_backend()
+
+    # `odvgkit eval --metric coco` goes through the same choice (scoring given predictions, no model)
+    import json
+
+    gts, preds = _dataset(0)
+    used = []
+    real = M._coco_evaluate
+    monkeypatch.setattr(M, "_coco_evaluate", lambda C, E, *a: used.append(E.__module__) or real(C, E, *a))
+    data, lm_path = tmp_path / "gt.jsonl", tmp_path / "lm.json"
+    data.write_text("".join(json.dumps(g) + "\n" for g in gts))
+    lm_path.write_text(json.dumps(LM))
+    scores = {}
+    for env in ("pycocotools", ""):  # empty = unset
+        monkeypatch.setenv(M.COCO_BACKEND_ENV, env)
+        scores[env] = evaluate({"path": data, "label_map": lm_path}, None, "coco", predictions_in=preds)
+    assert used[0].startswith("pycocotools") and used[1].startswith(installed.replace("-", "_"))
+    assert [scores[""][k] for k in M.COCO_NAMES] == pytest.approx([scores["pycocotools"][k] for k in M.COCO_NAMES], abs=1e-12)
 
 
 def test_no_ground_truth_in_range_is_minus_one_not_zero() -> None:
