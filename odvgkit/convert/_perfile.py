@@ -48,6 +48,7 @@ class Chunk:
     problems: list[tuple[str, str, str, str | int | None, str | None, str]] = field(default_factory=list)
     stats: Counter[str] = field(default_factory=Counter)
     names: list[str] = field(default_factory=list)  # chunk-local class names (placeholder labels)
+    seen: list[str] = field(default_factory=list)  # every class name of the records (voc)
 
     def error(self, code: str, path: str | Path, where: str | int | None, fld: str | None, msg: str) -> None:
         self.problems.append(("error", code, str(path), where, fld, msg))
@@ -71,27 +72,45 @@ def chunked(items: Sequence[T], size: int = CHUNK_FILES) -> list[Sequence[T]]:
 
 
 def map_chunks(fn: Callable[[Sequence[T]], Chunk], items: Sequence[T], workers: int | None = None) -> Iterator[Chunk]:
-    """``fn`` over chunks of ``items``, in order; forked workers only when there are many files."""
+    """``fn`` over chunks of ``items``, in order; forked workers only when there are many files.
+
+    A worker gets the bounds of its chunk, not the chunk: ``items`` was inherited at the fork."""
     n = WORKERS if workers is None else workers
     if workers is None and len(items) < PARALLEL_MIN_FILES:
         n = 1
-    return ordered_map(fn, chunked(items), workers=n)
+    if n < 2:
+        return map(fn, chunked(items))
+    bounds = [(i, min(i + CHUNK_FILES, len(items))) for i in range(0, len(items), CHUNK_FILES)]
+    return ordered_map(lambda b: fn(items[b[0] : b[1]]), bounds, workers=n)
 
 
-def listing(folder: Path) -> dict[str, list[str]]:
+def listing(folder: Path | str) -> dict[str, list[str]]:
     """Image files of one folder by stem (one ``scandir``: no ``stat`` per image)."""
     by_stem: dict[str, list[str]] = {}
     try:
-        entries = list(os.scandir(folder))
+        with os.scandir(folder) as it:
+            names = [e.name for e in it]
     except (FileNotFoundError, NotADirectoryError):
         return by_stem
-    for e in entries:
-        stem, ext = os.path.splitext(e.name)
-        if ext.lower() in IMAGE_EXTS:
-            by_stem.setdefault(stem, []).append(e.name)
-    for names in by_stem.values():
-        names.sort(key=_ext_rank)
+    exts = _EXTS
+    several = []
+    for name in names:
+        dot = name.rfind(".")
+        # as os.path.splitext: the dots a name starts with do not begin an extension
+        if dot > 0 and name[dot:].lower() in exts and (name[0] != "." or name[:dot].strip(".")):
+            stem = name[:dot]
+            found = by_stem.get(stem)
+            if found is None:
+                by_stem[stem] = [name]
+            else:
+                found.append(name)
+                several.append(found)
+    for found in several:
+        found.sort(key=_ext_rank)
     return by_stem
+
+
+_EXTS = frozenset(IMAGE_EXTS)
 
 
 def _ext_rank(name: str) -> tuple[int, str]:
