@@ -128,15 +128,18 @@ _ATTR = rb"""(?:\s++(?!xmlns)[A-Za-z_][\w.\-]*+\s*+=\s*+(?:"[^"<&]*+"|'[^'<&]*+'
 _DECL = (rb"""(?:<\?xml\s++version\s*+=\s*+(?:"1\.0"|'1\.0')(?:\s++encoding\s*+=\s*+(?:"(?i:utf-8)"|'(?i:utf-8)'))?"""
          rb"""(?:\s++standalone\s*+=\s*+(?:"(?:yes|no)"|'(?:yes|no)'))?\s*+\?>)?""")
 _LEAF = rb"<(?P<%s>" + _NAME + rb")" + _ATTR + rb"(?:/>|>[^<]*+</(?P=%s)>)"
-# the children of <annotation> other than its objects: text, leaves and groups of leaves
-_BODY = (rb"(?:[^<]++|<filename>(?P<fn>[^<]*+)</filename>"
-         rb"|<size>\s*+<width>(?P<w>[^<]*+)</width>\s*+<height>(?P<h>[^<]*+)</height>\s*+(?:<depth>[^<]*+</depth>\s*+)?</size>"
-         rb"|" + _LEAF % (b"a", b"a") +
-         rb"|<(?P<b>" + _NAME + rb")" + _ATTR + rb">(?:[^<]++|" + _LEAF % (b"c", b"c") + rb")*+</(?P=b)>)*+")
+# the children of <annotation> other than its objects: text, leaves, and groups of leaves — where
+# neither <filename> nor <size> can be, so that any <filename>/<size> is a child of the root
+_INNER = rb"(?!(?:filename|size)(?![\w.\-]))"
+_BODY = (rb"(?:[^<]++|" + _LEAF % (b"a", b"a") + rb"|<(?P<b>" + _NAME + rb")" + _ATTR
+         + rb">(?:[^<]++|(?=<" + _INNER + rb")" + _LEAF % (b"c", b"c") + rb")*+</(?P=b)>)*+")
 _ROOT = _DECL + rb"\s*+<annotation" + _ATTR + rb">" + _BODY
 _HEAD = re.compile(_ROOT)
 _TAIL = re.compile(_BODY + rb"</annotation>\s*+")
 _WHOLE = re.compile(_ROOT + rb"</annotation>\s*+")
+# (no captures inside the repeated groups above: re may keep one from a branch that then failed)
+_FILENAME = re.compile(rb"<filename>([^<]*+)</filename>")
+_SIZE = re.compile(rb"<size>\s*+<width>([^<]*+)</width>\s*+<height>([^<]*+)</height>\s*+(?:<depth>[^<]*+</depth>\s*+)?</size>")
 # one <object> of the usual shape; 7 groups: name, truncated, difficult, xmin, ymin, xmax, ymax
 _OBJECT = re.compile(
     rb"<object>\s*+<name>([^<]*+)</name>\s*+(?:<pose>[^<]*+</pose>\s*+)?(?:<truncated>([^<]*+)</truncated>\s*+)?"
@@ -167,28 +170,30 @@ def scan(data: bytes) -> tuple[Header, list[bytes]] | None:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     parts = _OBJECT.split(data)
     if len(parts) == 1:
-        m = _WHOLE.fullmatch(data)
-        if m is None:
+        if _WHOLE.fullmatch(data) is None:
             return None
-        fn, w, h = m.group("fn", "w", "h")
-        outside = data
+        outside = [data]
     else:
-        m = _HEAD.fullmatch(parts[0])
-        t = _TAIL.fullmatch(parts[-1])
-        if m is None or t is None or b"".join(parts[8:-1:8]).strip():
+        if (_HEAD.fullmatch(parts[0]) is None or _TAIL.fullmatch(parts[-1]) is None
+                or b"".join(parts[8:-1:8]).strip()):
             return None
-        fn, w, h = m.group("fn", "w", "h")
-        if fn is None:
-            fn = t["fn"]
-        if w is None:
-            w, h = t.group("w", "h")
-        outside = parts[0] + parts[-1]
-    # ElementTree takes the first <size>/<filename> child of the root; the grammar captured one that
-    # is a child of the root, so it is the first when it is the only element of that name
-    n_size, n_fn = outside.count(b"<size"), outside.count(b"<filename")
+        outside = [parts[0], parts[-1]]
+    # ElementTree reads the first <size>/<filename> child of the root; the grammar put every
+    # element of those names directly under the root, so a single one is that first one
+    fn = w = h = None
+    n_size = n_fn = 0
+    for text in outside:
+        if b"<filename" in text:
+            n_fn += text.count(b"<filename")
+            m = _FILENAME.search(text)
+            fn = m[1] if m is not None else fn
+        if b"<size" in text:
+            n_size += text.count(b"<size")
+            m = _SIZE.search(text)
+            w, h = (m[1], m[2]) if m is not None else (w, h)
     if n_size > 1 or n_fn > 1 or (n_size == 1 and w is None) or (n_fn == 1 and fn is None):
         return None
-    return (None if fn is None else fn.decode().strip(), n_size == 1,
+    return (fn.decode().strip() if fn else None, n_size == 1,
             None if w is None else w.decode(), None if h is None else h.decode()), parts
 
 
