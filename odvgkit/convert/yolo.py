@@ -167,20 +167,30 @@ def yolo_items(root: Path, split: str | None, doc: dict[str, Any] | None, data: 
 class _Parser:
     def __init__(self, root: Path, names: list[str], exif: bool) -> None:
         self.root = root
+        self.prefix = str(root) + os.sep  # filenames below it are sliced, not os.path.relpath'd
         self.names = names
         self.exif = exif
 
     def __call__(self, items: Sequence[Item]) -> Chunk:
         chunk = Chunk()
         lines: list[bytes] = []
+        dumps = orjson.dumps
         for image, labels in items:
             rec = self.one(chunk, image, labels)
             if rec is not None:
-                lines.append(orjson.dumps(rec))
+                lines.append(dumps(rec))
         chunk.count = len(lines)
         chunk.files = len(items)
         chunk.data = b"\n".join(lines) + b"\n" if lines else b""
         return chunk
+
+    def _relative(self, image: str) -> str:
+        prefix = self.prefix
+        if image.startswith(prefix):
+            rest = image[len(prefix) :]
+            if "/." not in "/" + rest and "//" not in rest and (os.sep == "/" or "." not in rest.split(os.sep)):
+                return rest.replace(os.sep, "/")  # what relpath gives for a normalised path below root
+        return os.path.relpath(image, self.root).replace(os.sep, "/")
 
     def one(self, chunk: Chunk, image: str, labels: str) -> dict[str, Any] | None:
         try:
@@ -198,18 +208,46 @@ class _Parser:
             chunk.error("bad-encoding", labels, None, None, "not UTF-8 text (not a YOLO label file?)")
             return None
         instances: list[dict[str, Any]] = []
-        for lineno, line in enumerate((text or "").splitlines(), 1):
+        n_names = len(self.names)
+        names = self.names
+        clipped = 0
+        for lineno, line in enumerate(text.splitlines() if text else (), 1):
             parts = line.split()
-            if parts:
-                inst = self._line(chunk, labels, lineno, parts, width, height)
-                if inst is not None:
-                    instances.append(inst)
-        chunk.stats["images"] += 1
-        chunk.stats["boxes"] += len(instances)
+            if not parts:
+                continue
+            # the common line — class cx cy w h, all in range — inline; anything else: _line
+            if len(parts) == 5:
+                try:
+                    cls = int(parts[0])
+                    cx, cy, w, h = float(parts[1]), float(parts[2]), float(parts[3]), float(parts[4])
+                except ValueError:
+                    cls = -1
+                if (0 <= cls < n_names and 0.0 <= cx <= 1.0 and 0.0 <= cy <= 1.0 and 0.0 <= w <= 1.0
+                        and 0.0 <= h <= 1.0):
+                    x1, y1 = (cx - w / 2) * width, (cy - h / 2) * height
+                    x2, y2 = (cx + w / 2) * width, (cy + h / 2) * height
+                    if x1 < 0.0 or y1 < 0.0 or x2 > width or y2 > height:
+                        # min(max(v, 0.0), size), as _line: the same objects (int sizes, -0.0)
+                        x1, y1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
+                        x2, y2 = min(max(x2, 0.0), width), min(max(y2, 0.0), height)
+                        if x2 - x1 >= 1 and y2 - y1 >= 1:
+                            clipped += 1
+                            instances.append({"bbox": [x1, y1, x2, y2], "label": cls, "category": names[cls]})
+                            continue
+                    elif x2 - x1 >= 1 and y2 - y1 >= 1:
+                        instances.append({"bbox": [x1, y1, x2, y2], "label": cls, "category": names[cls]})
+                        continue
+            inst = self._line(chunk, labels, lineno, parts, width, height)
+            if inst is not None:
+                instances.append(inst)
+        stats = chunk.stats
+        if clipped:
+            stats["boxes_clipped"] += clipped
+        stats["images"] += 1
+        stats["boxes"] += len(instances)
         if not instances:
-            chunk.stats["images_without_boxes"] += 1
-        rel = os.path.relpath(image, self.root).replace(os.sep, "/")
-        return {"filename": rel, "height": height, "width": width, "detection": {"instances": instances}}
+            stats["images_without_boxes"] += 1
+        return {"filename": self._relative(image), "height": height, "width": width, "detection": {"instances": instances}}
 
     def _line(self, chunk: Chunk, path: str, lineno: int, parts: list[str], width: int,
               height: int) -> dict[str, Any] | None:

@@ -195,7 +195,7 @@ def test_reader_answers_as_pillow_on_damaged_images(tmp_path: Path, seed: int) -
 
 
 def test_tables_mirror_pillow() -> None:
-    assert images._TIFF_UNITS == {k: v[0] for k, v in TiffImagePlugin.ImageFileDirectory_v2._load_dispatch.items()}
+    assert {k: v[0] for k, v in TiffImagePlugin.ImageFileDirectory_v2._load_dispatch.items()} == images._TIFF_UNITS
     assert {b"IHDR", b"IDAT", b"PLTE", b"tRNS", b"tEXt", b"eXIf", *images._PNG_MIN} <= images._PNG_HANDLED
 
 
