@@ -367,7 +367,7 @@ class _Parser:
         instances: list[dict[str, Any]] = []
         flags = _FLAGS
         drop = self.drop_difficult
-        n_difficult = n_dropped = 0
+        n_difficult = n_flagged = n_dropped = 0
         it = iter(parts)
         next(it)
         for i, (nm, tr, df, a, b, c, d, _) in enumerate(zip(it, it, it, it, it, it, it, it, strict=True)):
@@ -392,6 +392,7 @@ class _Parser:
                 if difficult is not None:
                     inst["difficult"] = difficult
                     n_difficult += difficult
+                    n_flagged += 1
                 truncated = flags[tr]
                 if truncated is not None:
                     inst["truncated"] = truncated
@@ -402,7 +403,7 @@ class _Parser:
                                 width, height, local, seen)
             if inst is not None:
                 instances.append(inst)
-        if n_difficult:
+        if n_flagged:  # as _object: the counter appears (maybe 0) once a box has <difficult>
             chunk.stats["boxes_difficult"] += n_difficult
         if n_dropped:
             chunk.stats["dropped:difficult"] += n_dropped

@@ -135,14 +135,29 @@ def test_the_usual_shapes_take_the_scanner() -> None:
         assert voc.scan(ROOTS[0] + HEADS[7] + case + TAILS[0]) is None
 
 
-@pytest.mark.parametrize("classes", [None, ["cat", "dog", "cow", "person", "1_0", "café 日"]])
-def test_conversion_is_the_same_without_the_scanner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   classes: list[str] | None) -> None:
-    """Every piece above as a file of its own: the same records, label map, counters and problems."""
+def _both_ways(root: Path, out: Path, classes: list[str] | None, monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     from odvgkit.convert.base import write_conversion
     from odvgkit.convert.voc import voc_to_odvg
     from odvgkit.errors import ProblemLog
 
+    results = []
+    with monkeypatch.context() as m:
+        for use_scanner in (True, False):
+            if not use_scanner:
+                m.setattr(voc, "scan", lambda data: None)
+            problems = ProblemLog()
+            conv = voc_to_odvg(root, classes=classes, problems=problems, workers=1)
+            write_conversion(conv, out / f"o{use_scanner}.jsonl", inputs=[root], label_map_path=out / f"lm{use_scanner}.json")
+            results.append(((out / f"o{use_scanner}.jsonl").read_bytes(), (out / f"lm{use_scanner}.json").read_text(),
+                            dict(conv.stats), json.dumps(problems.as_dict())))
+    assert results[0] == results[1]
+    return results
+
+
+@pytest.mark.parametrize("classes", [None, ["cat", "dog", "cow", "person", "1_0", "café 日"]])
+def test_conversion_is_the_same_without_the_scanner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   classes: list[str] | None) -> None:
+    """Every piece above as a file of its own: the same records, label map, counters and problems."""
     root = tmp_path / "flat"
     root.mkdir()
     docs = [ROOTS[0] + h + TAILS[1] for h in HEADS] + [ROOTS[1] + HEADS[7] + o + g + OBJECTS[1] + TAILS[0]
@@ -151,15 +166,12 @@ def test_conversion_is_the_same_without_the_scanner(tmp_path: Path, monkeypatch:
     for k, doc in enumerate(docs):
         (root / f"f{k:03d}.xml").write_bytes(doc)
         Image.new("RGB", (64, 48)).save(root / f"f{k:03d}.jpg")
-    results = []
-    for use_scanner in (True, False):
-        if not use_scanner:
-            monkeypatch.setattr(voc, "scan", lambda data: None)
-        problems = ProblemLog()
-        conv = voc_to_odvg(root, classes=classes, problems=problems, workers=1)
-        out = tmp_path / f"out{use_scanner}.jsonl"
-        write_conversion(conv, out, inputs=[root], label_map_path=tmp_path / f"lm{use_scanner}.json")
-        results.append((out.read_bytes(), (tmp_path / f"lm{use_scanner}.json").read_text(), dict(conv.stats),
-                        json.dumps(problems.as_dict())))
-    assert results[0] == results[1]
+    results = _both_ways(root, tmp_path, classes, monkeypatch)
     assert results[0][2]["images"] > 50 and json.loads(results[0][3])["errors"] > 10
+    # no difficult box anywhere: the counter is there all the same, at 0
+    easy = tmp_path / "easy"
+    easy.mkdir()
+    for k in range(3):
+        (easy / f"e{k}.xml").write_bytes(ROOTS[0] + HEADS[7] + OBJECTS[0] + TAILS[0])
+        Image.new("RGB", (64, 48)).save(easy / f"e{k}.jpg")
+    assert _both_ways(easy, tmp_path, classes, monkeypatch)[0][2]["boxes_difficult"] == 0
