@@ -213,15 +213,16 @@ class _Parser:
     """Everything a worker needs, set up before the fork (inherited, never pickled)."""
 
     def __init__(self, root: Path, label_of: dict[str, int] | None, drop_difficult: bool,
-                 check_sizes: bool, images: dict[str, dict[str, list[str]]], guess: dict[str, int]) -> None:
+                 check_sizes: bool, folders: Sequence[str], guess: dict[str, int]) -> None:
         self.root = root
         self.label_of = label_of
         self.guess = guess  # without --classes: the labels expected (see voc_to_odvg)
         self.drop_difficult = drop_difficult
         self.check_sizes = check_sizes
-        self.images = images  # image folder → its listing by stem
+        self.files = {f: _names(f) for f in folders}  # image folder → the names in it
+        self.images: dict[str, dict[str, list[str]]] = {}  # image folder → its listing by stem, when needed
         self.prefix = {}  # image folder → its path relative to the root, as a filename prefix
-        for folder in images:
+        for folder in folders:
             rel = os.path.relpath(folder, root).replace(os.sep, "/")
             self.prefix[folder] = "" if rel == "." else rel + "/"
 
@@ -244,9 +245,13 @@ class _Parser:
         return chunk
 
     def _image(self, folder: str, stem: str, declared: str | None) -> str | None:
-        names = self.images.get(folder) or {}
-        found = names.get(stem)
         jpg = stem + ".jpg"
+        if jpg in self.files.get(folder, ()) and stem.strip("."):  # the usual case, without the listing
+            return jpg
+        names = self.images.get(folder)
+        if names is None:
+            names = self.images[folder] = listing(folder)
+        found = names.get(stem)
         if found and jpg in found:  # what pascal_voc.py and XMLDataset open
             return jpg
         if declared:
@@ -570,7 +575,7 @@ def voc_to_odvg(
     folders = sorted({it[1] for it in items})
     label_of = None if classes is None else {n: i for i, n in enumerate(classes)}
     guess = {} if classes is not None else {n: i for i, n in enumerate(_guess_names(items))}
-    parser = _Parser(images_root, label_of, drop_difficult, check_sizes, {f: listing(f) for f in folders}, guess)
+    parser = _Parser(images_root, label_of, drop_difficult, check_sizes, folders, guess)
     stats: Counter[str] = Counter()
     info = {"layout": layout}
     chunks = map_chunks(parser, items, workers)
@@ -603,6 +608,13 @@ def voc_to_odvg(
 
 
 GUESS_SAMPLE = 64
+
+
+def _names(folder: str) -> frozenset[str]:
+    try:
+        return frozenset(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return frozenset()
 
 
 def _guess_names(items: Sequence[Item]) -> list[str]:
