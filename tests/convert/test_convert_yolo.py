@@ -278,3 +278,20 @@ def test_inline_line_path_gives_what_line_gives(tmp_path: Path) -> None:
         assert inline.problems == by_line.problems
         for key in ("boxes_clipped", "dropped:degenerate", "boxes_from_segments"):
             assert inline.stats[key] == by_line.stats[key], (key, text)
+
+
+def test_path_helpers_agree_with_os_path() -> None:
+    """The listing's string shortcuts give what ``os.path.splitext`` gives (leading dots included)."""
+    import os
+    import random
+
+    from odvgkit.convert._perfile import IMAGE_EXTS
+    from odvgkit.convert.yolo import _is_image, _without_ext
+
+    rng = random.Random(0)
+    pieces = ["a", ".", "/", "j", "p", "g", "PNG", ".jpg", "..", ".JPEG", "x"]
+    for _ in range(20000):
+        s = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        assert _without_ext(s) == os.path.splitext(s)[0], s
+        name = s.replace("/", "")
+        assert _is_image(name) == (os.path.splitext(name)[1].lower() in IMAGE_EXTS), name
