@@ -24,11 +24,16 @@ Where upstream is silent or crashes, odvgkit decides (docs/deviations.md):
 * a box outside the image, a negative/NaN coordinate, an unknown class, malformed XML, a missing
   image are one-line problems naming file, object and field — never a crash, never silent.
 
-Speed: the files are parsed by the stdlib's C ``ElementTree`` parser in forked workers
-(:mod:`odvgkit.convert._perfile`), each chunk formatted to JSON Lines bytes in the worker. When the
-class order is not given, labels are not known until every file was read: chunks are formatted
-with chunk-local placeholder labels, spooled to a temporary file, and renumbered while they are
-written — memory stays bounded either way.
+Speed (issue #13): files are read in forked workers (:mod:`odvgkit.convert._perfile`), each chunk
+formatted to JSON Lines bytes in the worker. A file of the usual shape is read by one regex
+``split`` (:func:`scan`) rather than by building an ``ElementTree`` — only when the whole file
+provably means the same to ElementTree, which reads every other file, errors included (see the
+comment above :data:`_NAME`; tests/convert/test_voc_scanner.py compares the two); a clean box is
+checked and formatted inline, anything else goes through the same checks as before. When the
+class order is not given, a label is a name's rank among all names, known only after the last
+file: workers label with the names of a sample of files (a guess), names outside it get
+chunk-local placeholders, chunks are spooled to a temporary file, and only when the guess was
+wrong are the labels rewritten (one regex pass a chunk) — memory stays bounded either way.
 """
 
 from __future__ import annotations
