@@ -3,8 +3,9 @@
 A Pascal VOC or YOLO dataset is 10⁵ small files, so the cost is per file (open, parse, format),
 not per byte. The file list is cut into chunks; each chunk is parsed *and* formatted into JSON
 Lines bytes by :func:`~odvgkit.convert._parallel.ordered_map` workers (forked: the file list and
-the image-folder listings are inherited, never pickled), and only ``(bytes, problems, counters)``
-come back, in chunk order — so the output is the same bytes whatever the number of workers.
+the image-folder listings are inherited, never pickled — a worker is sent only its chunk's bounds),
+and only ``(bytes, problems, counters)`` come back, in chunk order — so the output is the same
+bytes whatever the number of workers.
 
 Problems found in a worker travel back as plain tuples and are replayed into the main process's
 :class:`~odvgkit.errors.ProblemLog` in file order, so ``--strict`` stops at the first bad file and

@@ -17,6 +17,12 @@ Bad lines — 4 or 6 columns, a value outside [0, 1] or not a number, a class id
 a segment with fewer than 3 points — are one-line problems ``labels.txt:LINE: field: message``;
 the line is skipped (the image stays), ``--strict`` stops. An unreadable image header skips the
 image. ``data.yaml`` needs PyYAML (the ``curate`` extra); darknet ``classes.txt`` needs nothing.
+
+Speed (issue #13): forked workers (:mod:`odvgkit.convert._perfile`); image sizes from
+:mod:`odvgkit.images`' own JPEG/PNG header reader (Pillow for anything it does not mirror); the
+common line (``class cx cy w h``, all in range) is checked and turned into a box inline, every
+other line goes through :meth:`_Parser._line` (tests compare the two); file listing and label
+paths use string operations with the semantics of ``os.path.splitext``/``join``/``relpath``.
 """
 
 from __future__ import annotations
