@@ -209,7 +209,7 @@ def names_in(data: bytes) -> list[str]:
         return [nm.decode().strip() for nm in found[1][1::8]]
     try:
         root = ET.fromstring(data)
-    except ET.ParseError:
+    except Exception:  # a guess only: the file is read (and reported) again later
         return []
     return [(obj.findtext("name") or "").strip() for obj in root.iterfind("object")]
 
