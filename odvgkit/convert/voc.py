@@ -50,7 +50,7 @@ from typing import IO, Any
 
 import orjson
 
-from odvgkit.convert._perfile import Chunk, FileConversion, as_number, listing, map_chunks, replay
+from odvgkit.convert._perfile import Chunk, FileConversion, as_number, listing, map_chunks, read_file, replay
 from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.images import image_size
 
@@ -169,7 +169,7 @@ def scan(data: bytes) -> tuple[Header, list[bytes]] | None:
             return None
         if b"\xef\xbf\xbe" in data or b"\xef\xbf\xbf" in data:  # U+FFFE, U+FFFF
             return None
-    if b"]]>" in data:
+    if b"]" in data and b"]]>" in data:
         return None
     if b"\r" in data:  # the XML end-of-line normalisation expat applies
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
@@ -293,8 +293,7 @@ class _Parser:
             known: dict[bytes, tuple[str, int | None] | None]) -> dict[str, Any] | None:
         xml_path, folder, stem, (list_path, list_line) = item
         try:
-            with open(xml_path, "rb") as fh:
-                data = fh.read()
+            data = read_file(xml_path)
         except FileNotFoundError:
             chunk.error("annotation-missing", list_path, list_line, "xml", f"{xml_path}: no such file")
             return None
@@ -398,12 +397,18 @@ class _Parser:
                 if label is None:
                     label = -(local.setdefault(name, len(local)) + 1)  # placeholder, renumbered at the end
                 seen[name] = None
+                truncated = flags[tr]
+                if difficult is not None and truncated is not None:  # labelImg, VOC: one dict literal
+                    instances.append({"bbox": [x1 - 1, y1 - 1, x2 - 1, y2 - 1], "label": label, "category": name,
+                                      "difficult": difficult, "truncated": truncated})
+                    n_difficult += difficult
+                    n_flagged += 1
+                    continue
                 inst: dict[str, Any] = {"bbox": [x1 - 1, y1 - 1, x2 - 1, y2 - 1], "label": label, "category": name}
                 if difficult is not None:
                     inst["difficult"] = difficult
                     n_difficult += difficult
                     n_flagged += 1
-                truncated = flags[tr]
                 if truncated is not None:
                     inst["truncated"] = truncated
                 instances.append(inst)

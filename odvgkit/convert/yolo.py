@@ -36,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from odvgkit.convert._perfile import IMAGE_EXTS, Chunk, FileConversion, map_chunks, replay
+from odvgkit.convert._perfile import IMAGE_EXTS, Chunk, FileConversion, map_chunks, read_file, replay
 from odvgkit.errors import OdvgError, ProblemLog, require
 from odvgkit.images import image_size
 
@@ -226,8 +226,7 @@ class _Parser:
             chunk.error("image-unreadable", image, None, None, str(exc).split(": ", 1)[-1])
             return None
         try:
-            with open(labels, "rb") as fh:
-                text = fh.read().decode("utf-8")
+            text = read_file(labels).decode("utf-8")
         except FileNotFoundError:
             text = None
             chunk.stats["images_without_label_file"] += 1

@@ -410,3 +410,18 @@ def test_labels_right_when_the_sampled_names_are_not_all_names(tmp_path: Path) -
     order = ["aardvark", "cat", "zebra"]
     assert all(i["label"] == order.index(i["category"]) for r in recs for i in r["detection"]["instances"])
     assert [i["category"] for i in recs[5]["detection"]["instances"]] == ["cat", "zebra", "aardvark"]
+
+
+def test_read_file_is_open_read(tmp_path: Path) -> None:
+    from odvgkit.convert._perfile import read_file
+
+    for n in (0, 1, 16383, 16384, 16385, 3 << 20):
+        p = tmp_path / f"f{n}"
+        p.write_bytes(bytes(k % 251 for k in range(n)))
+        assert read_file(str(p)) == p.read_bytes()
+    for path in (tmp_path / "missing", tmp_path):
+        with pytest.raises(OSError) as mine:
+            read_file(str(path))
+        with pytest.raises(OSError) as theirs, open(path, "rb") as fh:
+            fh.read()
+        assert (type(mine.value), mine.value.strerror) == (type(theirs.value), theirs.value.strerror)
