@@ -122,8 +122,8 @@ def _coord(text: str | None) -> tuple[float | None, str | None]:
 
 # ------------------------------------------------------------------------------------- the scanner
 # Why not always ElementTree: building a tree of ~100 elements per file and walking it with
-# find/findtext was two thirds of the run time. Files of the usual shape (labelImg, VOC 2007/2012,
-# Roboflow and CVAT exports) are read by one regex ``split`` instead — but only when the whole file
+# find/findtext was two thirds of the run time. Files of the usual shape (labelImg, VOC 2007,
+# Roboflow exports) are read by one regex ``split`` instead — but only when the whole file
 # provably means the same to ElementTree: the grammar below accepts a subset of well-formed XML
 # (no comments, CDATA, entities, namespaces, processing instructions; every tag closed by its own
 # name; at most one attribute per tag; objects of the usual element order, directly under
