@@ -36,7 +36,15 @@ from typing import Any
 
 import orjson
 
-from odvgkit.convert._perfile import IMAGE_EXTS, Chunk, FileConversion, map_chunks, read_file, replay
+from odvgkit.convert._perfile import (
+    Chunk,
+    FileConversion,
+    is_image_name,
+    map_chunks,
+    read_file,
+    replay,
+    without_ext,
+)
 from odvgkit.errors import OdvgError, ProblemLog, require
 from odvgkit.images import image_size
 
@@ -97,30 +105,13 @@ def _images_under(folder: Path, recursive: bool) -> list[str]:
         for dirpath, dirnames, filenames in os.walk(folder):
             dirnames.sort()
             base = dirpath if dirpath.endswith(os.sep) else dirpath + os.sep  # os.path.join
-            found += [base + f for f in filenames if _is_image(f)]
+            found += [base + f for f in filenames if is_image_name(f)]
     else:
         base = str(folder)
         base = base if base.endswith(os.sep) else base + os.sep
-        found = [base + f for f in os.listdir(folder) if _is_image(f)]
+        found = [base + f for f in os.listdir(folder) if is_image_name(f)]
     return sorted(found)
 
-
-_EXTS = frozenset(IMAGE_EXTS)
-
-
-def _is_image(name: str) -> bool:
-    """``os.path.splitext(name)[1].lower() in IMAGE_EXTS``, without splitext's cost."""
-    dot = name.rfind(".")
-    return dot > 0 and name[dot:].lower() in _EXTS and (name[0] != "." or bool(name[:dot].strip(".")))
-
-
-def _without_ext(path: str) -> str:
-    """``os.path.splitext(path)[0]``: a last dot starts an extension unless only dots precede it."""
-    if os.altsep:
-        return os.path.splitext(path)[0]
-    dot = path.rfind(".")
-    start = path.rfind(os.sep) + 1
-    return path[:dot] if dot > start and path[start:dot].strip(".") else path
 
 
 def _entry_images(entry: Any, bases: list[Path], data: str, key: str) -> list[str]:
@@ -151,7 +142,7 @@ def label_path(image: str) -> str:
     """Ultralytics' ``img2label_paths``: the last ``/images/`` → ``/labels/``, extension → ``.txt``."""
     sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
     base = sb.join(image.rsplit(sa, 1)) if sa in image else image
-    return _without_ext(base) + ".txt"
+    return without_ext(base) + ".txt"
 
 
 def yolo_items(root: Path, split: str | None, doc: dict[str, Any] | None, data: str) -> tuple[list[Item], str]:
@@ -187,7 +178,7 @@ def yolo_items(root: Path, split: str | None, doc: dict[str, Any] | None, data: 
         s = str(img)
         if s not in seen:
             seen.add(s)
-            items.append((s, _without_ext(s) + ".txt" if flat else label_path(s)))
+            items.append((s, without_ext(s) + ".txt" if flat else label_path(s)))
     return items, layout
 
 

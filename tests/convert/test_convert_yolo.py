@@ -285,13 +285,12 @@ def test_path_helpers_agree_with_os_path() -> None:
     import os
     import random
 
-    from odvgkit.convert._perfile import IMAGE_EXTS
-    from odvgkit.convert.yolo import _is_image, _without_ext
+    from odvgkit.convert._perfile import IMAGE_EXTS, is_image_name, without_ext
 
     rng = random.Random(0)
     pieces = ["a", ".", "/", "j", "p", "g", "PNG", ".jpg", "..", ".JPEG", "x"]
     for _ in range(20000):
         s = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
-        assert _without_ext(s) == os.path.splitext(s)[0], s
+        assert without_ext(s) == os.path.splitext(s)[0], s
         name = s.replace("/", "")
-        assert _is_image(name) == (os.path.splitext(name)[1].lower() in IMAGE_EXTS), name
+        assert is_image_name(name) == (os.path.splitext(name)[1].lower() in IMAGE_EXTS), name
