@@ -24,9 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image, ImageFile, UnidentifiedImageError
-from PIL.PngImagePlugin import _MODES as _PNG_MODES
-from PIL.PngImagePlugin import PngStream
+from PIL import Image, ImageFile, PngImagePlugin, UnidentifiedImageError
 
 from odvgkit.errors import OdvgError
 
@@ -77,7 +75,9 @@ _SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0x
 _SKIP = frozenset({0xC4, 0xCC, 0xDC, 0xDD, 0xDF})  # Pillow's Skip handler
 _TIFF_UNITS = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8}
 _PNG_MIN = {b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"pHYs": 9}  # shorter: Pillow raises
-_PNG_HANDLED = {n[6:].encode() for n in dir(PngStream) if n.startswith("chunk_")}
+_PNG_HANDLED = {n[6:].encode() for n in dir(PngImagePlugin.PngStream) if n.startswith("chunk_")}
+# Pillow's PNG modes by (bit depth, colour type); a Pillow without this private table: no PNG here
+_PNG_MODES: dict[tuple[int, int], tuple[str, str]] = getattr(PngImagePlugin, "_MODES", {})
 
 
 def header_size(fh: BinaryIO, exif: bool = True) -> tuple[int, int] | None:
