@@ -17,6 +17,12 @@ Bad lines — 4 or 6 columns, a value outside [0, 1] or not a number, a class id
 a segment with fewer than 3 points — are one-line problems ``labels.txt:LINE: field: message``;
 the line is skipped (the image stays), ``--strict`` stops. An unreadable image header skips the
 image. ``data.yaml`` needs PyYAML (the ``curate`` extra); darknet ``classes.txt`` needs nothing.
+
+Speed (issue #13): forked workers (:mod:`odvgkit.convert._perfile`); image sizes from
+:mod:`odvgkit.images`' own JPEG/PNG header reader (Pillow for anything it does not mirror); the
+common line (``class cx cy w h``, all in range) is checked and turned into a box inline, every
+other line goes through :meth:`_Parser._line` (tests compare the two); file listing and label
+paths use string operations with the semantics of ``os.path.splitext``/``join``/``relpath``.
 """
 
 from __future__ import annotations
@@ -30,7 +36,15 @@ from typing import Any
 
 import orjson
 
-from odvgkit.convert._perfile import IMAGE_EXTS, Chunk, FileConversion, map_chunks, replay
+from odvgkit.convert._perfile import (
+    Chunk,
+    FileConversion,
+    is_image_name,
+    map_chunks,
+    read_file,
+    replay,
+    without_ext,
+)
 from odvgkit.errors import OdvgError, ProblemLog, require
 from odvgkit.images import image_size
 
@@ -90,10 +104,14 @@ def _images_under(folder: Path, recursive: bool) -> list[str]:
     if recursive:
         for dirpath, dirnames, filenames in os.walk(folder):
             dirnames.sort()
-            found += [os.path.join(dirpath, f) for f in filenames if os.path.splitext(f)[1].lower() in IMAGE_EXTS]
+            base = dirpath if dirpath.endswith(os.sep) else dirpath + os.sep  # os.path.join
+            found += [base + f for f in filenames if is_image_name(f)]
     else:
-        found = [os.path.join(folder, f) for f in os.listdir(folder) if os.path.splitext(f)[1].lower() in IMAGE_EXTS]
+        base = str(folder)
+        base = base if base.endswith(os.sep) else base + os.sep
+        found = [base + f for f in os.listdir(folder) if is_image_name(f)]
     return sorted(found)
+
 
 
 def _entry_images(entry: Any, bases: list[Path], data: str, key: str) -> list[str]:
@@ -124,7 +142,7 @@ def label_path(image: str) -> str:
     """Ultralytics' ``img2label_paths``: the last ``/images/`` → ``/labels/``, extension → ``.txt``."""
     sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
     base = sb.join(image.rsplit(sa, 1)) if sa in image else image
-    return os.path.splitext(base)[0] + ".txt"
+    return without_ext(base) + ".txt"
 
 
 def yolo_items(root: Path, split: str | None, doc: dict[str, Any] | None, data: str) -> tuple[list[Item], str]:
@@ -160,27 +178,37 @@ def yolo_items(root: Path, split: str | None, doc: dict[str, Any] | None, data: 
         s = str(img)
         if s not in seen:
             seen.add(s)
-            items.append((s, os.path.splitext(s)[0] + ".txt" if flat else label_path(s)))
+            items.append((s, without_ext(s) + ".txt" if flat else label_path(s)))
     return items, layout
 
 
 class _Parser:
     def __init__(self, root: Path, names: list[str], exif: bool) -> None:
         self.root = root
+        self.prefix = str(root) + os.sep  # filenames below it are sliced, not os.path.relpath'd
         self.names = names
         self.exif = exif
 
     def __call__(self, items: Sequence[Item]) -> Chunk:
         chunk = Chunk()
         lines: list[bytes] = []
+        dumps = orjson.dumps
         for image, labels in items:
             rec = self.one(chunk, image, labels)
             if rec is not None:
-                lines.append(orjson.dumps(rec))
+                lines.append(dumps(rec))
         chunk.count = len(lines)
         chunk.files = len(items)
         chunk.data = b"\n".join(lines) + b"\n" if lines else b""
         return chunk
+
+    def _relative(self, image: str) -> str:
+        prefix = self.prefix
+        if image.startswith(prefix):
+            rest = image[len(prefix) :]
+            if "/." not in "/" + rest and "//" not in rest and (os.sep == "/" or "." not in rest.split(os.sep)):
+                return rest.replace(os.sep, "/")  # what relpath gives for a normalised path below root
+        return os.path.relpath(image, self.root).replace(os.sep, "/")
 
     def one(self, chunk: Chunk, image: str, labels: str) -> dict[str, Any] | None:
         try:
@@ -189,8 +217,7 @@ class _Parser:
             chunk.error("image-unreadable", image, None, None, str(exc).split(": ", 1)[-1])
             return None
         try:
-            with open(labels, "rb") as fh:
-                text = fh.read().decode("utf-8")
+            text = read_file(labels).decode("utf-8")
         except FileNotFoundError:
             text = None
             chunk.stats["images_without_label_file"] += 1
@@ -198,18 +225,46 @@ class _Parser:
             chunk.error("bad-encoding", labels, None, None, "not UTF-8 text (not a YOLO label file?)")
             return None
         instances: list[dict[str, Any]] = []
-        for lineno, line in enumerate((text or "").splitlines(), 1):
+        n_names = len(self.names)
+        names = self.names
+        clipped = 0
+        for lineno, line in enumerate(text.splitlines() if text else (), 1):
             parts = line.split()
-            if parts:
-                inst = self._line(chunk, labels, lineno, parts, width, height)
-                if inst is not None:
-                    instances.append(inst)
-        chunk.stats["images"] += 1
-        chunk.stats["boxes"] += len(instances)
+            if not parts:
+                continue
+            # the common line — class cx cy w h, all in range — inline; anything else: _line
+            if len(parts) == 5:
+                try:
+                    cls = int(parts[0])
+                    cx, cy, w, h = float(parts[1]), float(parts[2]), float(parts[3]), float(parts[4])
+                except ValueError:
+                    cls = -1
+                if (0 <= cls < n_names and 0.0 <= cx <= 1.0 and 0.0 <= cy <= 1.0 and 0.0 <= w <= 1.0
+                        and 0.0 <= h <= 1.0):
+                    x1, y1 = (cx - w / 2) * width, (cy - h / 2) * height
+                    x2, y2 = (cx + w / 2) * width, (cy + h / 2) * height
+                    if x1 < 0.0 or y1 < 0.0 or x2 > width or y2 > height:
+                        # min(max(v, 0.0), size), as _line: the same objects (int sizes, -0.0)
+                        x1, y1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
+                        x2, y2 = min(max(x2, 0.0), width), min(max(y2, 0.0), height)
+                        if x2 - x1 >= 1 and y2 - y1 >= 1:
+                            clipped += 1
+                            instances.append({"bbox": [x1, y1, x2, y2], "label": cls, "category": names[cls]})
+                            continue
+                    elif x2 - x1 >= 1 and y2 - y1 >= 1:
+                        instances.append({"bbox": [x1, y1, x2, y2], "label": cls, "category": names[cls]})
+                        continue
+            inst = self._line(chunk, labels, lineno, parts, width, height)
+            if inst is not None:
+                instances.append(inst)
+        stats = chunk.stats
+        if clipped:
+            stats["boxes_clipped"] += clipped
+        stats["images"] += 1
+        stats["boxes"] += len(instances)
         if not instances:
-            chunk.stats["images_without_boxes"] += 1
-        rel = os.path.relpath(image, self.root).replace(os.sep, "/")
-        return {"filename": rel, "height": height, "width": width, "detection": {"instances": instances}}
+            stats["images_without_boxes"] += 1
+        return {"filename": self._relative(image), "height": height, "width": width, "detection": {"instances": instances}}
 
     def _line(self, chunk: Chunk, path: str, lineno: int, parts: list[str], width: int,
               height: int) -> dict[str, Any] | None:

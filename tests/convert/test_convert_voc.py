@@ -377,3 +377,51 @@ def test_split_file_of_ids_keeps_its_order(tmp_path: Path) -> None:
     assert f"{ids}:4: BloodImage_00338 listed twice (kept once)" in s["problems"]["examples"]
     r = run_cli("convert", "voc2odvg", BCCD, "--split", tmp_path / "none.txt", "-o", out)
     assert r.stderr.strip() == f"odvgkit: error: --split {tmp_path / 'none.txt'}: not train|val|test|trainval and no such file"
+
+
+def test_labels_right_when_the_sampled_names_are_not_all_names(tmp_path: Path) -> None:
+    """Without --classes, workers label with the names of a sample of files; a name outside the
+    sample (a rare class) or one in it that ends up without a kept box must still give labels in
+    sorted-name order, the same bytes with and without workers."""
+    from odvgkit.convert import voc
+    from odvgkit.convert.base import write_conversion
+    from odvgkit.convert.voc import voc_to_odvg
+
+    files = {}
+    for k in range(700):
+        objs = [(("zebra", "cat")[(k + j) % 2], (1 + j, 1, 20 + j, 25)) for j in range(2)]
+        if k == 5:  # not in the sample
+            objs.append(("aardvark", (2, 2, 9, 9)))
+        if k == 0:  # sampled, but its only box is dropped (zero size)
+            objs.append(("moose", (3, 3, 3, 9)))
+        files[f"im{k:05d}"] = ((64, 48), _xml(f"im{k:05d}.jpg", (64, 48), objs))
+    root = _voc(tmp_path / "voc", files)
+    assert "moose" in voc._guess_names(voc.voc_items(root, None, None)[0])
+    assert "aardvark" not in voc._guess_names(voc.voc_items(root, None, None)[0])
+    outs = []
+    for workers in (1, 2):
+        conv = voc_to_odvg(root, workers=workers)
+        out = tmp_path / f"o{workers}.jsonl"
+        write_conversion(conv, out, inputs=[root], label_map_path=tmp_path / f"lm{workers}.json")
+        outs.append(out.read_bytes())
+        assert conv.label_map == {"0": "aardvark", "1": "cat", "2": "zebra"}
+    assert outs[0] == outs[1]
+    recs = [json.loads(x) for x in outs[0].splitlines()]
+    order = ["aardvark", "cat", "zebra"]
+    assert all(i["label"] == order.index(i["category"]) for r in recs for i in r["detection"]["instances"])
+    assert [i["category"] for i in recs[5]["detection"]["instances"]] == ["cat", "zebra", "aardvark"]
+
+
+def test_read_file_is_open_read(tmp_path: Path) -> None:
+    from odvgkit.convert._perfile import read_file
+
+    for n in (0, 1, 16383, 16384, 16385, 3 << 20):
+        p = tmp_path / f"f{n}"
+        p.write_bytes(bytes(k % 251 for k in range(n)))
+        assert read_file(str(p)) == p.read_bytes()
+    for path in (tmp_path / "missing", tmp_path):
+        with pytest.raises(OSError) as mine:
+            read_file(str(path))
+        with pytest.raises(OSError) as theirs, open(path, "rb") as fh:
+            fh.read()
+        assert (type(mine.value), mine.value.strerror) == (type(theirs.value), theirs.value.strerror)

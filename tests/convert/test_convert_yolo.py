@@ -243,3 +243,54 @@ def test_png_sizes_never_decode_pixels(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", no_decode)
     assert image_size(tmp_path / "plain.png") == (30, 20)
     assert image_size(tmp_path / "rotated.png") == (20, 30)
+
+
+def test_inline_line_path_gives_what_line_gives(tmp_path: Path) -> None:
+    """The importer reads the common line (class cx cy w h in range) inline; every line, odd or
+    not, must give the instance, counters and problems that ``_Parser._line`` gives for it."""
+    import random
+
+    import orjson
+
+    from odvgkit.convert._perfile import Chunk
+    from odvgkit.convert.yolo import _Parser
+
+    rng = random.Random(0)
+    values = ["0", "1", "0.5", "0.25", "-0", "-0.0", "1.0", "0.9999", "1e-3", "0.0000001", "nan", "1.5", "-0.1", "x", "٠.٥"]
+    classes = ["0", "1", "2", "3", "1.0", "-0", "+1", "1_0", "٣", "-1", "1e0", "99999999999999999999", "a"]
+    _img(tmp_path / "im.jpg", (64, 48))
+    parser = _Parser(tmp_path, ["a", "b", "c", "d"], True)
+    for k in range(300):
+        lines = []
+        for _ in range(rng.randint(0, 6)):
+            n = rng.choice([5, 5, 5, 5, 4, 6, 7, 3])
+            lines.append(" ".join([rng.choice(classes), *(rng.choice(values) if rng.random() < 0.3 else f"{rng.random():.4f}"
+                                                         for _ in range(n - 1))]))
+        text = "\n".join(lines) + rng.choice(["", "\n", "\r\n"])
+        labels = tmp_path / f"l{k}.txt"
+        labels.write_text(text)
+        inline, by_line = Chunk(), Chunk()
+        rec = parser.one(inline, str(tmp_path / "im.jpg"), str(labels))
+        expected = [parser._line(by_line, str(labels), n, ln.split(), 64, 48) for n, ln in enumerate(text.splitlines(), 1)
+                    if ln.split()]
+        expected = [e for e in expected if e is not None]
+        assert orjson.dumps(rec["detection"]["instances"]) == orjson.dumps(expected), text
+        assert inline.problems == by_line.problems
+        for key in ("boxes_clipped", "dropped:degenerate", "boxes_from_segments"):
+            assert inline.stats[key] == by_line.stats[key], (key, text)
+
+
+def test_path_helpers_agree_with_os_path() -> None:
+    """The listing's string shortcuts give what ``os.path.splitext`` gives (leading dots included)."""
+    import os
+    import random
+
+    from odvgkit.convert._perfile import IMAGE_EXTS, is_image_name, without_ext
+
+    rng = random.Random(0)
+    pieces = ["a", ".", "/", "j", "p", "g", "PNG", ".jpg", "..", ".JPEG", "x"]
+    for _ in range(20000):
+        s = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        assert without_ext(s) == os.path.splitext(s)[0], s
+        name = s.replace("/", "")
+        assert is_image_name(name) == (os.path.splitext(name)[1].lower() in IMAGE_EXTS), name
