@@ -71,9 +71,10 @@ def build_config(
     if opts.load_from:  # every path in the written config absolute: it must run from any directory
         opts.load_from = str(Path(opts.load_from).resolve())
     sources = [_plain_jsonl(s, opts.work_dir / "data") for s in sources]
+    cfg = _build_config(sources, opts)  # checks first: no index is written for a refused run
     if opts.indexed:
         sources = [_with_index(s, opts.work_dir / "data") for s in sources]
-    cfg = _build_config(sources, opts)
+        cfg = _build_config(sources, opts)
     if write:
         write_config(cfg, opts.work_dir / "config.py")
     return cfg
@@ -114,6 +115,13 @@ def _with_index(source: Source, out_dir: Path) -> Source:
     except OSError:  # folder not writable
         built = build_index(source.ann_file, local, force=True)
     return dataclasses.replace(source, index_file=built.index.resolve())
+
+
+def indexed_source(source: Source, out_dir: Path) -> Source:
+    """:func:`_with_index` for a plain JSON Lines source; other sources unchanged (mmdet's own dataset)."""
+    if not source.ann_file.name.lower().endswith((".jsonl", ".json")):
+        return source
+    return _with_index(source, out_dir)
 
 
 @dataclass

@@ -99,7 +99,10 @@ def detector_cmd(
     )
     if load_from is not None and not load_from.is_file():
         raise OdvgError(f"--load-from {load_from}: checkpoint not found")
-    cfg = D.detector_config(sources, opts, val_source)
+    cfg = D.detector_config(sources, opts, val_source)  # checks first: no index is written for a refused run
+    sources = [api.indexed_source(s, opts.work_dir / "data") for s in sources]
+    val_source = api.indexed_source(val_source, opts.work_dir / "data") if val_source else None
+    cfg = D.detector_config(sources, opts, val_source)  # IndexedODVGDetectionDataset over FILE.odvgidx
     config_path = Path(cfg["work_dir"]) / "config.py"
     info = cfg["odvgkit"]
     rows: dict[str, Any] = {
