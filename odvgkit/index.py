@@ -180,7 +180,7 @@ def _labels(rec: dict, flags: array, od_labels: array, vg_labels: array) -> int:
     w, h = rec["width"], rec["height"]
     f = 0
     n = 0
-    det = rec.get("detection", {}) if "detection" in rec else {}
+    det = rec.get("detection", {})
     if isinstance(det, dict):
         f |= OD_OK
         seen: list[int] = []

@@ -55,6 +55,28 @@ def repeat_factors_csr(indptr: np.ndarray, labels: np.ndarray, threshold: float)
     out = np.ones(n_rec, dtype=np.float64)
     if not labels.size:
         return out
+    low = int(labels.min())
+    span = int(labels.max()) - low + 1
+    if span <= 4 * labels.size + 1024:  # label ids are dense class indices: count them directly
+        freq = np.bincount(labels - low if low else labels, minlength=span).astype(np.float64)
+        codes = None
+    else:  # sparse ids: compress them first
+        classes, codes = np.unique(labels, return_inverse=True)
+        freq = np.bincount(codes, minlength=classes.size).astype(np.float64)
+        low = 0
+    with np.errstate(divide="ignore"):
+        per_class = np.maximum(1.0, np.sqrt(threshold / (freq / n)))  # unused classes: inf, never looked up
+    sizes = np.diff(indptr)
+    step = 1 << 20  # records per chunk: bounded temporaries at any scale
+    for start in range(0, n_rec, step):
+        stop = min(start + step, n_rec)
+        lo, hi = int(indptr[start]), int(indptr[stop])
+        part = labels[lo:hi] if codes is None else codes[lo:hi]
+        per_label = per_class[part - low if low and codes is None else part]
+        nonempty = np.flatnonzero(sizes[start:stop] > 0)
+        if nonempty.size:
+            out[start + nonempty] = np.maximum.reduceat(per_label, (indptr[start:stop][nonempty] - lo).astype(np.intp))
+    return out
     classes, inverse = np.unique(labels, return_inverse=True)
     freq = np.bincount(inverse, minlength=classes.size).astype(np.float64)
     per_class = np.maximum(1.0, np.sqrt(threshold / (freq / n)))
