@@ -259,3 +259,24 @@ def test_index_summary_counts(coco) -> None:
     assert summary["records"] == len(raw)
     assert summary["boxes"] == sum(len(r["detection"]["instances"]) for r in raw)
     assert np.isfinite(summary["seconds"])
+
+
+def _ident(batch):
+    return batch
+
+
+def test_workers_and_pickling_read_the_same_records(demo) -> None:
+    """Forked data-loader workers share the mapped index; a pickled copy (spawn) re-opens and re-checks it."""
+    import pickle
+
+    from torch.utils.data import DataLoader
+
+    from odvgkit.index import build_index
+
+    build_index(demo.vg_file, force=True)
+    _, ind = _pair(demo.vg_file, None)
+    direct = [ind.get_data_info(i) for i in range(len(ind))]
+    loader = DataLoader(ind, batch_size=4, num_workers=2, collate_fn=_ident, multiprocessing_context="fork")
+    assert [info for batch in loader for info in batch] == direct  # pipeline=[]: __getitem__ is the data_info
+    copy = pickle.loads(pickle.dumps(ind))
+    assert copy._index is not ind._index and _infos(copy) == direct
