@@ -3,8 +3,8 @@
 ``ODVGDataset.load_data_list`` parses the whole JSON Lines file into dicts in every process and
 ``serialize_data`` pickles them once more (Objects365 scale: minutes and ~15 GiB per rank). This
 subclass takes the same arguments (``ann_file``, ``label_map_file`` → OD else VG, ``need_text``,
-``data_root``, ``data_prefix``, ``filter_cfg``, ``indices`` …) plus ``index_file`` (default
-``ANN_FILE.odvgidx``, written by ``odvgkit index`` or by ``odvgkit train`` when it writes a config),
+``data_root``, ``data_prefix``, ``filter_cfg``, ``indices`` …) plus ``index_file`` (relative to
+``data_root`` like ``ann_file``; default ``ANN_FILE.odvgidx``, written by ``odvgkit index`` or by ``odvgkit train`` when it writes a config),
 and:
 
 * ``full_init`` memory-maps the index (:class:`odvgkit.index.OdvgIndex`: stale, foreign, truncated or
@@ -106,7 +106,10 @@ class IndexedODVGDataset(ODVGDataset):
             return
         if self.proposal_file is not None:
             raise OdvgError(f"{self.ann_file}: IndexedODVGDataset does not load proposal files", 2)
-        index = OdvgIndex(self.ann_file, self.index_file or index_path(self.ann_file))
+        index_file = self.index_file or index_path(self.ann_file)
+        if self.index_file and self.data_root and not osp.isabs(self.index_file):  # as ann_file: under data_root
+            index_file = osp.join(self.data_root, self.index_file)
+        index = OdvgIndex(self.ann_file, index_file)
         bad = index.first_unreadable(self.dataset_mode)
         if bad is not None:
             what = "a detection block that is not an object" if self.dataset_mode == "OD" else "no grounding caption/regions"
