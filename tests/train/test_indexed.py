@@ -280,3 +280,26 @@ def test_workers_and_pickling_read_the_same_records(demo) -> None:
     assert [info for batch in loader for info in batch] == direct  # pipeline=[]: __getitem__ is the data_info
     copy = pickle.loads(pickle.dumps(ind))
     assert copy._index is not ind._index and _infos(copy) == direct
+
+
+def test_detector_config_uses_the_indexed_dataset(demo, tmp_path: Path) -> None:
+    from mmdet.registry import DATASETS
+    from mmengine.config import Config
+
+    import odvgkit_train.mmdet_plugin  # noqa: F401  (what the config's custom_imports loads)
+
+    configs = {}
+    for flag in ("--index", "--no-index"):
+        work = tmp_path / flag.strip("-")
+        run_cli("train", "detector", f"{demo.od_file},images={demo.image_root}", "--label-map", str(demo.label_map),
+                "--val", f"{demo.od_file},images={demo.image_root}", "--max-iters", "2", "--work-dir", str(work),
+                "--dry-run", "-q", flag)
+        configs[flag] = Config.fromfile(str(work / "config.py"))
+    ind, ref = configs["--index"], configs["--no-index"]
+    assert ind.train_dataloader.dataset.type == "IndexedODVGDetectionDataset"
+    assert ind.val_dataloader.dataset.type == "IndexedODVGDetectionDataset"
+    assert ref.train_dataloader.dataset.type == "ODVGDetectionDataset"
+    for part in ("train_dataloader", "val_dataloader"):
+        a = DATASETS.build({**ind[part].dataset, "pipeline": []})
+        b = DATASETS.build({**ref[part].dataset, "pipeline": []})
+        assert _infos(a) == _infos(b) and len(a) == 16
