@@ -71,7 +71,10 @@ def build_config(
     if opts.load_from:  # every path in the written config absolute: it must run from any directory
         opts.load_from = str(Path(opts.load_from).resolve())
     sources = [_plain_jsonl(s, opts.work_dir / "data") for s in sources]
-    cfg = _build_config(sources, opts)
+    cfg = _build_config(sources, opts)  # checks first: no index is written for a refused run
+    if opts.indexed:
+        sources = [_with_index(s, opts.work_dir / "data") for s in sources]
+        cfg = _build_config(sources, opts)
     if write:
         write_config(cfg, opts.work_dir / "config.py")
     return cfg
@@ -89,6 +92,36 @@ def _plain_jsonl(source: Source, out_dir: Path) -> Source:
     target = out_dir / f"{source.name}.jsonl"
     write_records(target, (rec for _, rec in read_records(source.ann_file)), inputs=[source.ann_file], force=True)
     return dataclasses.replace(source, ann_file=target)
+
+
+def _with_index(source: Source, out_dir: Path) -> Source:
+    """The source with a current ``FILE.odvgidx`` (``IndexedODVGDataset``), built when missing or stale.
+
+    The index lives beside the file (shared by every run on it); when that folder is not writable,
+    in the work dir. A stale index of the same file is a cache odvgkit owns: it is rebuilt.
+    """
+    import dataclasses
+    import hashlib
+
+    from odvgkit.index import build_index, fresh_index, index_path
+
+    beside = index_path(source.ann_file)
+    local = out_dir / f"{source.name}-{hashlib.sha1(str(source.ann_file.resolve()).encode()).hexdigest()[:8]}.odvgidx"
+    for candidate in (beside, local):
+        if candidate.is_file() and fresh_index(source.ann_file, candidate):
+            return dataclasses.replace(source, index_file=candidate.resolve())
+    try:
+        built = build_index(source.ann_file, beside, force=True)
+    except OSError:  # folder not writable
+        built = build_index(source.ann_file, local, force=True)
+    return dataclasses.replace(source, index_file=built.index.resolve())
+
+
+def indexed_source(source: Source, out_dir: Path) -> Source:
+    """:func:`_with_index` for a plain JSON Lines source; other sources unchanged (mmdet's own dataset)."""
+    if not source.ann_file.name.lower().endswith((".jsonl", ".json")):
+        return source
+    return _with_index(source, out_dir)
 
 
 @dataclass

@@ -56,6 +56,7 @@ class TrainOptions:
     upstream_negatives: bool = False  # True: mmdet's RandomSamplingNegPos (duplicate-class bug) for parity
     check_sync: bool = False
     vis_backend: str = "local"  # local | tensorboard (mmengine's visualiser backends)
+    indexed: bool = True  # IndexedODVGDataset over FILE.odvgidx (False: mmdet's ODVGDataset, records in memory)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -138,7 +139,7 @@ def test_pipeline(model: str) -> list[dict[str, Any]]:
 
 def dataset_config(source: Source, pipeline: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
     ds: dict[str, Any] = dict(
-        type="ODVGDataset",
+        type="IndexedODVGDataset" if source.index_file else "ODVGDataset",
         data_root="",
         ann_file=str(source.ann_file),
         label_map_file=str(source.label_map) if source.label_map else None,
@@ -148,6 +149,8 @@ def dataset_config(source: Source, pipeline: list[dict[str, Any]], seed: int = 0
         return_classes=True,
         backend_args=None,
     )
+    if source.index_file:  # same arguments as ODVGDataset plus the index (odvgkit_train/indexed.py)
+        ds["index_file"] = str(source.index_file)
     if source.samples is not None or source.class_balanced_threshold is not None:
         ds = dict(
             type="MixtureSampledDataset",

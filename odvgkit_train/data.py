@@ -49,6 +49,7 @@ class Source:
     # distinct images as sorted 64-bit hashes of (image root, filename): a VG file has one record per
     # caption, so records are not images; 8 bytes a record keeps GRIT-sized sources countable
     image_keys: np.ndarray | None = field(default=None, repr=False, compare=False)
+    index_file: Path | None = None  # FILE.odvgidx the config's IndexedODVGDataset reads (odvgkit.index)
 
     @property
     def epoch_records(self) -> int:

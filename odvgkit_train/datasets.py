@@ -44,6 +44,49 @@ def repeat_factors(label_sets: list[set[int]], threshold: float) -> list[float]:
     return [max((max(1.0, math.sqrt(threshold / (freq[c] / n))) for c in labels), default=1.0) for labels in label_sets]
 
 
+def repeat_factors_csr(indptr: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarray:
+    """:func:`repeat_factors` over a CSR of distinct labels per record, bit for bit, without a loop.
+
+    ``labels[indptr[i]:indptr[i+1]]`` are record ``i``'s distinct labels (an indexed dataset's
+    ``label_csr()``); the same IEEE operations in the same order give the same floats.
+    """
+    n_rec = len(indptr) - 1
+    n = max(1, n_rec)
+    out = np.ones(n_rec, dtype=np.float64)
+    if not labels.size:
+        return out
+    low = int(labels.min())
+    span = int(labels.max()) - low + 1
+    if span <= 4 * labels.size + 1024:  # label ids are dense class indices: count them directly
+        freq = np.bincount(labels - low if low else labels, minlength=span).astype(np.float64)
+        codes = None
+    else:  # sparse ids: compress them first
+        classes, codes = np.unique(labels, return_inverse=True)
+        freq = np.bincount(codes, minlength=classes.size).astype(np.float64)
+        low = 0
+    with np.errstate(divide="ignore"):
+        per_class = np.maximum(1.0, np.sqrt(threshold / (freq / n)))  # unused classes: inf, never looked up
+    sizes = np.diff(indptr)
+    step = 1 << 20  # records per chunk: bounded temporaries at any scale
+    for start in range(0, n_rec, step):
+        stop = min(start + step, n_rec)
+        lo, hi = int(indptr[start]), int(indptr[stop])
+        part = labels[lo:hi] if codes is None else codes[lo:hi]
+        per_label = per_class[part - low if low and codes is None else part]
+        nonempty = np.flatnonzero(sizes[start:stop] > 0)
+        if nonempty.size:
+            out[start + nonempty] = np.maximum.reduceat(per_label, (indptr[start:stop][nonempty] - lo).astype(np.intp))
+    return out
+    classes, inverse = np.unique(labels, return_inverse=True)
+    freq = np.bincount(inverse, minlength=classes.size).astype(np.float64)
+    per_class = np.maximum(1.0, np.sqrt(threshold / (freq / n)))
+    per_label = per_class[inverse]
+    sizes = np.diff(indptr)
+    nonempty = np.flatnonzero(sizes > 0)
+    out[nonempty] = np.maximum.reduceat(per_label, indptr[:-1][nonempty])
+    return out
+
+
 @DATASETS.register_module()
 class MixtureSampledDataset:
     """``samples`` records of ``dataset`` per epoch, drawn as the mixture manifest specifies."""
@@ -56,7 +99,7 @@ class MixtureSampledDataset:
         self.name = name
         self.threshold = class_balanced_threshold
         self._fully_initialized = False
-        self.indices: list[int] = []
+        self.indices: Any = []
         if not lazy_init:
             self.full_init()
 
@@ -69,18 +112,21 @@ class MixtureSampledDataset:
             return
         self.dataset.full_init()
         n = len(self.dataset)
-        weights = None
+        weights: Any = None
         if self.threshold is not None:
-            weights = repeat_factors([set(self.dataset.get_cat_ids(i)) for i in range(n)], self.threshold)
+            if hasattr(self.dataset, "label_csr"):  # indexed dataset: from the index columns, no record decoded
+                weights = repeat_factors_csr(*self.dataset.label_csr(), self.threshold)
+            else:
+                weights = repeat_factors([set(self.dataset.get_cat_ids(i)) for i in range(n)], self.threshold)
         counts = _counts(n, self.samples, self.seed, self.name, weights) if n else []
-        self.indices = [i for i, c in enumerate(counts) for _ in range(c)]
+        self.indices = np.repeat(np.arange(n, dtype=np.int64), np.asarray(counts, dtype=np.int64)) if n else np.zeros(0, np.int64)
         self._fully_initialized = True
 
     def get_data_info(self, idx: int) -> dict[str, Any]:
-        return self.dataset.get_data_info(self.indices[idx])
+        return self.dataset.get_data_info(int(self.indices[idx]))
 
     def __getitem__(self, idx: int) -> Any:
-        return self.dataset[self.indices[idx]]
+        return self.dataset[int(self.indices[idx])]
 
     def __len__(self) -> int:
         return len(self.indices)

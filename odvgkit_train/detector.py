@@ -171,8 +171,9 @@ def _backend_args(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _dataset(source: Source, classes: list[str], pipeline: list[dict[str, Any]], test_mode: bool) -> dict[str, Any]:
+    extra = {"index_file": str(source.index_file)} if source.index_file else {}  # odvgkit_train/indexed.py
     return dict(
-        type="ODVGDetectionDataset",
+        type="IndexedODVGDetectionDataset" if source.index_file else "ODVGDetectionDataset",
         data_root="",
         ann_file=str(source.ann_file),
         label_map_file=str(source.label_map),
@@ -184,6 +185,7 @@ def _dataset(source: Source, classes: list[str], pipeline: list[dict[str, Any]],
         return_classes=True,
         test_mode=test_mode,
         backend_args=None,
+        **extra,
     )
 
 

@@ -8,7 +8,7 @@ Importing this module:
   ``weights_only=True`` loading works without a blanket unsafe load (:mod:`.checkpoint`);
 * registers odvgkit's two small text transforms with mmdet (closed-set prompts, base-class
   filtering for open-vocabulary finetuning) and the exact mixture sampler
-  (:mod:`.datasets`).
+  (:mod:`.datasets`), and the indexed ODVG datasets generated configs use (:mod:`.indexed`).
 
 A config written by ``odvgkit train`` therefore also runs with plain ``mmdet tools/train.py``
 wherever odvgkit is installed; with full mmcv, the import only registers the transforms.
@@ -29,4 +29,5 @@ _checkpoint.allow_mmengine_globals()
 from odvgkit_train import datasets as _datasets  # noqa: E402,F401  (registers with mmdet)
 from odvgkit_train import detector_registry as _detector_registry  # noqa: E402,F401
 from odvgkit_train import hooks as _hooks  # noqa: E402,F401
+from odvgkit_train import indexed as _indexed  # noqa: E402,F401  (IndexedODVGDataset)
 from odvgkit_train import transforms as _transforms  # noqa: E402,F401

@@ -56,6 +56,7 @@ class TrainRequest:
     check_sync: bool = False
     upstream_negatives: bool = False
     vis_backend: str = "local"
+    index: bool = True  # IndexedODVGDataset (False: mmdet's ODVGDataset)
 
     @property
     def spawns_torchrun(self) -> bool:
@@ -105,6 +106,7 @@ def plan_training(req: TrainRequest) -> TrainPlan:
         check_sync=req.check_sync,
         upstream_negatives=req.upstream_negatives,
         vis_backend=req.vis_backend,
+        indexed=req.index,
         launcher="pytorch" if req.spawns_torchrun else req.launcher,
         extra={"cuda": cuda()},
     )

@@ -57,6 +57,10 @@ def detector_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     log_interval: Annotated[int | None, typer.Option("--log-interval", min=1, help="Log the losses every N iterations (default: about 10 points per run, at most every 50).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the config and stop.")] = False,
+    index: Annotated[
+        bool, typer.Option("--index/--no-index", help="Read each JSON Lines source through FILE.odvgidx "
+                           "(IndexedODVGDetectionDataset, built when missing or stale); --no-index: records in memory.")
+    ] = True,
     quiet: Quiet = False,
     json_mode: Json = False,
 ) -> None:
@@ -99,7 +103,11 @@ def detector_cmd(
     )
     if load_from is not None and not load_from.is_file():
         raise OdvgError(f"--load-from {load_from}: checkpoint not found")
-    cfg = D.detector_config(sources, opts, val_source)
+    cfg = D.detector_config(sources, opts, val_source)  # checks first: no index is written for a refused run
+    if index:  # IndexedODVGDetectionDataset over FILE.odvgidx
+        sources = [api.indexed_source(s, opts.work_dir / "data") for s in sources]
+        val_source = api.indexed_source(val_source, opts.work_dir / "data") if val_source else None
+        cfg = D.detector_config(sources, opts, val_source)
     config_path = Path(cfg["work_dir"]) / "config.py"
     info = cfg["odvgkit"]
     rows: dict[str, Any] = {

@@ -83,6 +83,7 @@ def _run_train(
     json_mode: bool,
     upstream_negatives: bool = False,
     vis_backend: str = "local",
+    index: bool = True,
 ) -> None:
     _need_extra()
     from odvgkit_train.plan import TrainRequest, plan_training, run_training
@@ -94,7 +95,7 @@ def _run_train(
         launcher=launcher, nproc=nproc, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,
         master_port=master_port, num_workers=num_workers, seed=seed, finetune_mode=finetune_mode,
         base_classes=base_classes, log_interval=log_interval, check_sync=check_sync,
-        upstream_negatives=upstream_negatives, vis_backend=vis_backend,
+        upstream_negatives=upstream_negatives, vis_backend=vis_backend, index=index,
     ))
     for message in plan.warnings:
         rep.warn(message)
@@ -144,13 +145,17 @@ def _train_command(stage: str):
                                "(it also draws positive classes as negatives: duplicate names), for parity runs."),
         ] = False,
         vis_backend: Annotated[str, typer.Option("--vis-backend", help="local | tensorboard (losses in TensorBoard event files).")] = "local",
+        index: Annotated[
+            bool, typer.Option("--index/--no-index", help="Read each source through FILE.odvgidx (IndexedODVGDataset: "
+                               "built when missing or stale, records decoded per sample); --no-index: mmdet's ODVGDataset.")
+        ] = True,
         quiet: Quiet = False,
         json_mode: Json = False,
     ) -> None:
         _run_train(stage, data, model, load_from, text_encoder, work_dir, max_iters, epochs, batch_size, lr,
                    image_root, label_map, launcher, nproc, nnodes, node_rank, master_addr, master_port,
                    num_workers, seed, finetune_mode if stage == "finetune" else "open-set", base_classes, log_interval, check_sync, dry_run,
-                   quiet, json_mode, upstream_negatives, vis_backend)
+                   quiet, json_mode, upstream_negatives, vis_backend, index)
 
     return command
 

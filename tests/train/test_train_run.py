@@ -37,7 +37,8 @@ def test_written_config_is_plain_mmengine(trained, demo) -> None:
     assert "import " not in text.replace("custom_imports", "")
     cfg = Config.fromfile(str(trained.work_dir / "config.py"))
     datasets = cfg.train_dataloader.dataset.datasets
-    assert [d.type for d in datasets] == ["ODVGDataset", "ODVGDataset"]
+    assert [d.type for d in datasets] == ["IndexedODVGDataset", "IndexedODVGDataset"]  # odvgkit_train/indexed.py
+    assert all(Path(d.index_file).is_file() for d in datasets)
     assert datasets[0].label_map_file == str(demo.label_map.resolve())
     assert datasets[1].label_map_file is None
     assert cfg.train_dataloader.sampler.type == "InfiniteSampler"
