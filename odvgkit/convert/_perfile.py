@@ -131,19 +131,6 @@ def _ext_rank(name: str) -> tuple[int, str]:
     return (IMAGE_EXTS.index(ext) if ext in IMAGE_EXTS else len(IMAGE_EXTS), name)
 
 
-def output_stem(path: Path) -> str:
-    """``train_od.jsonl.gz`` → ``train_od``: the label map is ``<output stem>_label_map.json``."""
-    name = path.name
-    for ext in (".jsonl.gz", ".json.gz", ".jsonl", ".json", ".parquet"):
-        if name.endswith(ext):
-            return name[: -len(ext)]
-    return path.stem
-
-
-def label_map_beside(output: Path) -> Path:
-    return output.with_name(f"{output_stem(output)}_label_map.json")
-
-
 def read_file(path: str, first: int = 16384) -> bytes:
     """A whole small file: ``open(path, "rb").read()`` at half the cost (no file object), the same errors."""
     fd = os.open(path, os.O_RDONLY)
