@@ -141,6 +141,8 @@ def _both_ways(root: Path, out: Path, classes: list[str] | None, monkeypatch: py
     from odvgkit.errors import ProblemLog
 
     results = []
+    out = out / f"out_{root.name}"  # one folder per converted dataset: outputs are never replaced silently
+    out.mkdir()
     with monkeypatch.context() as m:
         for use_scanner in (True, False):
             if not use_scanner:
