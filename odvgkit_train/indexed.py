@@ -52,12 +52,7 @@ def record_to_data_info(data: dict[str, Any], img_prefix: str, mode: str, label_
         bbox_labels = [str(obj["label"]) for obj in instances]
         instances = []
         for bbox, label in zip(bboxes, bbox_labels, strict=False):
-            x1, y1, x2, y2 = bbox
-            inter_w = max(0, min(x2, data["width"]) - max(x1, 0))
-            inter_h = max(0, min(y2, data["height"]) - max(y1, 0))
-            if inter_w * inter_h == 0:
-                continue
-            if (x2 - x1) < 1 or (y2 - y1) < 1:
+            if not _kept(bbox, data):
                 continue
             instances.append({"ignore_flag": 0, "bbox": bbox, "bbox_label": int(label)})
         data_info["instances"] = instances
@@ -74,12 +69,7 @@ def record_to_data_info(data: dict[str, Any], img_prefix: str, mode: str, label_
         if not isinstance(bbox[0], list):
             bbox = [bbox]
         for box in bbox:
-            x1, y1, x2, y2 = box
-            inter_w = max(0, min(x2, data["width"]) - max(x1, 0))
-            inter_h = max(0, min(y2, data["height"]) - max(y1, 0))
-            if inter_w * inter_h == 0:
-                continue
-            if (x2 - x1) < 1 or (y2 - y1) < 1:
+            if not _kept(box, data):
                 continue
             instances.append({"ignore_flag": 0, "bbox": box, "bbox_label": i})
             phrases[i] = {"phrase": phrase, "tokens_positive": tokens_positive}
@@ -87,6 +77,14 @@ def record_to_data_info(data: dict[str, Any], img_prefix: str, mode: str, label_
     data_info["phrases"] = phrases
     data_info["dataset_mode"] = mode
     return data_info
+
+
+def _kept(box: list[float], data: dict[str, Any]) -> bool:
+    """``ODVGDataset.load_data_list``'s box rule: some area inside the image, and ≥ 1 px each way."""
+    x1, y1, x2, y2 = box
+    inter_w = max(0, min(x2, data["width"]) - max(x1, 0))
+    inter_h = max(0, min(y2, data["height"]) - max(y1, 0))
+    return inter_w * inter_h != 0 and (x2 - x1) >= 1 and (y2 - y1) >= 1
 
 
 @DATASETS.register_module()

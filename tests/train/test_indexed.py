@@ -5,25 +5,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from .conftest import run_cli
+from .test_train_errors import _one_line_error
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
-
-
-def _one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("odvgkit: error:")]
-    assert len(lines) == 1, proc.stderr[-2000:]
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
