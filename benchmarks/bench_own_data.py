@@ -11,14 +11,11 @@
   YOLO converter; the reference is the straightforward single-process script a user writes:
   Pillow ``Image.open`` + ``exif_transpose``-aware size per image, parse the txt, ``json.dumps``.
 
-The upstream scripts are **not** part of odvgkit and never committed. Put them in a scratch folder
-and pass it with ``--upstream`` (default ``/tmp/upstream``)::
-
-    mkdir -p /tmp/upstream
-    # the copies installed with mmdet 3.3.0 (identical to open-mmlab/mmdetection v3.3.0):
-    cp "$(python -c 'import mmdet, os; print(os.path.dirname(mmdet.__file__))')"/.mim/tools/dataset_converters/{pascal_voc.py,coco2odvg.py} /tmp/upstream/
-    # or download tools/dataset_converters/pascal_voc.py and coco2odvg.py from
-    # https://github.com/open-mmlab/mmdetection/tree/v3.3.0 into /tmp/upstream/
+The upstream scripts are **not** part of odvgkit and never committed. By default the harness copies
+the ones installed with mmdet 3.3.0 (``mmdet/.mim/tools/dataset_converters/``, identical to
+open-mmlab/mmdetection v3.3.0) into ``WORKDIR/upstream/`` (under the git-ignored ``bench-data/``);
+``--upstream DIR`` points at another copy, e.g. ``tools/dataset_converters/pascal_voc.py`` and
+``coco2odvg.py`` downloaded from https://github.com/open-mmlab/mmdetection/tree/v3.3.0.
 
 ``pascal_voc.py`` imports ``mmdet.evaluation`` (the ``train`` extra; with mmcv-lite the harness
 imports ``odvgkit_train`` first for its ``mmcv._ext`` stand-in); ``coco2odvg.py`` needs
@@ -194,11 +191,28 @@ def best(args: list[str], repeat: int) -> tuple[float, float]:
     return wall, max(r[1] for r in runs)
 
 
+def _installed_upstream(dest: Path) -> Path:
+    """The real converters shipped inside the installed mmdet package, copied to a scratch folder."""
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.find_spec("mmdet")
+    if spec is None or spec.origin is None:
+        raise SystemExit("mmdet is not installed (extra 'train'); pass --upstream DIR or --skip-upstream")
+    tools = Path(spec.origin).parent / ".mim" / "tools" / "dataset_converters"
+    dest.mkdir(parents=True, exist_ok=True)
+    for script in ("pascal_voc.py", "coco2odvg.py"):
+        if (tools / script).is_file():
+            shutil.copy2(tools / script, dest / script)
+    return dest
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--images", type=int, default=100_000, help="images per dataset")
-    ap.add_argument("--upstream", type=Path, default=Path("/tmp/upstream"), help="folder with pascal_voc.py and coco2odvg.py")
+    ap.add_argument("--upstream", type=Path, default=None,
+                    help="folder with pascal_voc.py and coco2odvg.py (default: copied from the installed mmdet into WORKDIR/upstream)")
     ap.add_argument("--workdir", type=Path, default=REPO / "bench-data" / "own")
     ap.add_argument("--skip-upstream", action="store_true", help="time odvgkit only")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each odvgkit command (the fastest is reported)")
@@ -223,6 +237,7 @@ def main() -> None:
         n_boxes = sum(ln.count(b'"bbox"') for ln in fh)
     ours_yolo = best([*me, "ours-yolo", str(root), str(out / "ours_yolo.jsonl")], args.repeat)
     if not args.skip_upstream:
+        args.upstream = args.upstream or _installed_upstream(args.workdir / "upstream")
         for script in ("pascal_voc.py", "coco2odvg.py"):
             if not (args.upstream / script).is_file():
                 raise SystemExit(f"{args.upstream / script}: missing; see the module docstring for how to fetch it")
