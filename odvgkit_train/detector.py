@@ -502,24 +502,20 @@ def load_detector(checkpoint: str | Path | None, *, config: str | Path | dict[st
     in eval mode and carries ``.cfg`` (the mmengine config), ``.dataset_meta`` (``classes``) and
     ``.odvgkit_family == "detector"``.
     """
-    from mmengine.config import Config
 
     from odvgkit_train import checkpoint as ck
-    from odvgkit_train.inference import config_from_checkpoint
+    from odvgkit_train.inference import config_from_checkpoint, given_config
 
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if ckpt_path is not None and not ckpt_path.is_file():
         raise OdvgError(f"{ckpt_path}: checkpoint not found")
-    if isinstance(config, dict):
-        cfg = Config(config)
-    elif config is not None:
-        cfg = Config.fromfile(str(config))
-    elif ckpt_path is not None:
+    cfg = given_config(config)
+    if cfg is None and ckpt_path is not None:
         require_family(ckpt_path, FAMILY_DETECTOR, "a closed-set detector command")
         cfg = config_from_checkpoint(ckpt_path)
         if cfg is None:
             raise OdvgError(f"{ckpt_path}: checkpoint carries no config; pass the run's config.py with --config")
-    else:
+    if cfg is None:
         raise OdvgError("load_detector needs a checkpoint or a config")
     if cfg.model.get("type") != "RTMDet":
         raise OdvgError(f"{ckpt_path or config}: not a closed-set detector (model type {cfg.model.get('type')!r})", 2)

@@ -88,6 +88,19 @@ def config_from_checkpoint(path: Path) -> Any | None:
     return Config.fromstring(text, ".py")
 
 
+def given_config(config: str | Path | dict[str, Any] | None) -> Any | None:
+    """``--config``/``config=``: a config file or dict as an mmengine ``Config`` (None when not given)."""
+    from mmengine.config import Config
+
+    if config is None:
+        return None
+    if isinstance(config, dict):
+        return Config(config)
+    if not Path(config).is_file():
+        raise OdvgError(f"--config {config}: no such file", 2)
+    return Config.fromfile(str(config))
+
+
 def load_model(
     checkpoint: str | Path | None,
     *,
@@ -116,17 +129,14 @@ def load_model(
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if ckpt_path is not None and not ckpt_path.is_file():
         raise OdvgError(f"{ckpt_path}: checkpoint not found")
-    if isinstance(config, dict):
-        cfg = Config(config)
-    elif config is not None:
-        cfg = Config.fromfile(str(config))
-    elif model is not None:
+    cfg = given_config(config)
+    if cfg is None and model is not None:
         cfg = Config(dict(model=presets.model_config(model, str(resolve(text_encoder))), test_pipeline=test_pipeline(model)))
-    elif ckpt_path is not None:
+    elif cfg is None and ckpt_path is not None:
         cfg = config_from_checkpoint(ckpt_path)
         if cfg is None:
             raise OdvgError(f"{ckpt_path}: checkpoint carries no config; pass --model PRESET or --config FILE")
-    else:
+    if cfg is None:
         raise OdvgError("load_model needs a checkpoint, a config or a model preset")
     model_cfg = copy.deepcopy(cfg.model)
     if text_encoder is not None or not Path(str(model_cfg.language_model.name)).is_dir():
