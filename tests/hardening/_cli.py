@@ -132,3 +132,17 @@ def vg_record(name: str = "a.jpg", **kw: Any) -> dict[str, Any]:
     return {"filename": name, "height": 30, "width": 40,
             "grounding": {"caption": "a black cat", "regions": [
                 {"bbox": [2.0, 3.0, 12.0, 11.0], "phrase": "a black cat", "tokens_positive": [[0, 11]]}]}, **kw}
+
+
+def one_image_coco(path: Path, names: list[str]) -> Path:
+    """A COCO-format export of one image with one 10-px box per class ``names`` (ids 1..K)."""
+    doc = {
+        "images": [{"id": 1, "file_name": "a.jpg", "height": 100, "width": 100}],
+        "annotations": [
+            {"id": i + 1, "image_id": 1, "category_id": i + 1, "bbox": [1, 1, 10, 10], "area": 100, "iscrowd": 0}
+            for i in range(len(names))
+        ],
+        "categories": [{"id": i + 1, "name": n} for i, n in enumerate(names)],
+    }
+    path.write_text(json.dumps(doc))
+    return path

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hardening._cli import one_image_coco
 
 from odvgkit.convert._parallel import usable_cpus
 
@@ -146,22 +147,9 @@ def test_kill9_while_reading_and_writing_leaves_nothing(big_coco: Path, tmp_path
     assert (big_coco.stat().st_mtime_ns, big_coco.stat().st_size) == before  # input untouched
 
 
-def _small_coco(path: Path, names: list[str]) -> Path:
-    doc = {
-        "images": [{"id": 1, "file_name": "a.jpg", "height": 100, "width": 100}],
-        "annotations": [
-            {"id": i + 1, "image_id": 1, "category_id": i + 1, "bbox": [1, 1, 10, 10], "area": 100, "iscrowd": 0}
-            for i in range(len(names))
-        ],
-        "categories": [{"id": i + 1, "name": n} for i, n in enumerate(names)],
-    }
-    path.write_text(json.dumps(doc))
-    return path
-
-
 def test_kill9_between_the_renames_of_a_group_is_rolled_forward(tmp_path: Path):
-    a = _small_coco(tmp_path / "raccoon.json", ["raccoon"])
-    b = _small_coco(tmp_path / "pets.json", ["cat", "dog", "bird"])
+    a = one_image_coco(tmp_path / "raccoon.json", ["raccoon"])
+    b = one_image_coco(tmp_path / "pets.json", ["cat", "dog", "bird"])
     out_dir = tmp_path / "out"
     out, lm = out_dir / "data_od.jsonl", out_dir / "data_od_label_map.json"  # the default name of a custom set
     r = subprocess.run([sys.executable, "-m", "odvgkit", "convert", "coco2odvg", a, "-o", out, "-q"],
@@ -194,8 +182,8 @@ def test_kill9_between_the_renames_of_a_group_is_rolled_forward(tmp_path: Path):
 def test_ctrl_c_between_the_renames_finishes_the_commit(tmp_path: Path):
     """Ctrl-C after the first rename: the journal promised every rename, so the run completes them
     before it stops (a half-committed group is never left by a live process that can finish it)."""
-    a = _small_coco(tmp_path / "raccoon.json", ["raccoon"])
-    b = _small_coco(tmp_path / "pets.json", ["cat", "dog"])
+    a = one_image_coco(tmp_path / "raccoon.json", ["raccoon"])
+    b = one_image_coco(tmp_path / "pets.json", ["cat", "dog"])
     out_dir = tmp_path / "out"
     out, lm = out_dir / "data_od.jsonl", out_dir / "data_od_label_map.json"  # the default name of a custom set
     r = subprocess.run([sys.executable, "-m", "odvgkit", "convert", "coco2odvg", a, "-o", out, "-q"],

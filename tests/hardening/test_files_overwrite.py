@@ -11,21 +11,9 @@ from pathlib import Path
 
 import pytest
 import typer.main
+from hardening._cli import one_image_coco
 
 from odvgkit.cli import app
-
-
-def _coco(path: Path, names: list[str]) -> Path:
-    doc = {
-        "images": [{"id": 1, "file_name": "a.jpg", "height": 100, "width": 100}],
-        "annotations": [
-            {"id": i + 1, "image_id": 1, "category_id": i + 1, "bbox": [1, 1, 10, 10], "area": 100, "iscrowd": 0}
-            for i in range(len(names))
-        ],
-        "categories": [{"id": i + 1, "name": n} for i, n in enumerate(names)],
-    }
-    path.write_text(json.dumps(doc))
-    return path
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[bytes, int, int, int]]:
@@ -51,8 +39,8 @@ def test_label_map_of_another_dataset_is_not_replaced_without_force(tmp_path, cl
     Without ``-d`` a custom dataset now gets a label map named after its output, so the clash needs
     both runs to claim COCO's name (``-d coco``): the second must still not replace the first's map.
     """
-    raccoon = _coco(tmp_path / "raccoon.json", ["raccoon"])
-    coco = _coco(tmp_path / "coco.json", ["person", "bicycle", "car"])
+    raccoon = one_image_coco(tmp_path / "raccoon.json", ["raccoon"])
+    coco = one_image_coco(tmp_path / "coco.json", ["person", "bicycle", "car"])
     out = tmp_path / "out"
     r = cli("convert", "coco2odvg", raccoon, "-d", "coco", "-o", out / "raccoon_od.jsonl", "-q")
     assert r.returncode == 0, r.stderr
