@@ -195,8 +195,8 @@ def _annotations(layout: Layout, rng: np.random.Generator, img_ids: np.ndarray, 
                  cats: np.ndarray, crowd: np.ndarray, ann_ids: np.ndarray) -> Iterator[bytes]:
     n = len(img_ids)
     # boxes: inside the image, a few under 1 px, a few outside (upstream drops those)
-    bw = np.maximum(w * rng.beta(0.7, 3.0, n), 0.5)
-    bh = np.maximum(h * rng.beta(0.7, 3.0, n), 0.5)
+    bw = np.maximum(w * rng.beta(0.7, 3.0, n), 1.5 + rng.random(n) * 4)
+    bh = np.maximum(h * rng.beta(0.7, 3.0, n), 1.5 + rng.random(n) * 4)
     x = rng.random(n) * np.maximum(w - bw, 0)
     y = rng.random(n) * np.maximum(h - bh, 0)
     odd = rng.random(n)
@@ -205,8 +205,8 @@ def _annotations(layout: Layout, rng: np.random.Generator, img_ids: np.ndarray, 
     box = np.stack([x, y, bw, bh], axis=1)
     if layout.box_decimals is not None:
         box = np.round(box, layout.box_decimals)
-    else:  # Objects365: float32 values (1232.2685546875)
-        box = box.astype(np.float32).astype(np.float64)
+    else:  # Objects365: binary fractions as float32 boxes print them (1232.265625, 38.25)
+        box = np.round(box * 64) / 64
     area = box[:, 2] * box[:, 3] * (0.35 + 0.6 * rng.random(n))  # full precision, like polygon areas
     area = np.where((odd >= 0.003) & (odd < 0.0035), 0.0, area)
     box_text = _fmt_boxes(box)

@@ -2,8 +2,8 @@
 
 The generator of ``coco.py`` (:func:`~realistic.coco.write_coco_like`) with Objects365's shape:
 annotation keys ``id, iscrowd, isfake, area, isreflected, bbox, image_id, category_id`` (a few
-percent in other orders), no segmentation, ~1 % ``iscrowd``, float32-valued boxes
-(``1232.2685546875``) and full-precision areas, 365 categories with ids 1..365, file names
+percent in other orders), no segmentation, ~1 % ``iscrowd``, binary-fraction boxes
+(``1232.265625``) and full-precision areas, 365 categories with ids 1..365, file names
 ``images/v2/patchN/objects365_v2_XXXXXXXX.jpg`` (upstream strips ``images/v2/``), sparse image
 ids up to ~2.1M including one of the ids upstream skips as corrupt (320532), annotations not
 grouped by image. ``full`` = the issue's 600k images, ~8.95M boxes, ~1.6 GB.

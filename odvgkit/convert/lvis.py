@@ -181,8 +181,7 @@ def _plan(
     stats["dropped:too-small"] += int(small.sum())
     stats["dropped:crowd"] += int(crowd.sum())
     out = [(lvis_filename(im) or "", im) for im in images]
-    sel = np.flatnonzero(keep)
-    sel = sel[np.argsort(idx[sel], kind="stable")]  # grouped by image, file order inside
+    sel = coco.grouped(idx, np.flatnonzero(keep))  # grouped by image, file order inside
     starts = np.searchsorted(idx[sel], np.arange(len(out) + 1)).tolist()
     names = [label_map.get(str(k), "") for k in range(max(map(int, label_map)) + 1)]
     return _Plan(out, starts, to_xyxy(a["xywh"][sel]), labels[sel], names)
