@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from reference import upstream_coco2odvg as upstream
 
 from odvgkit.convert import coco as coco_mod
+from odvgkit.convert import lvis as lvis_mod
 from odvgkit.convert.coco import coco_to_odvg, grouped
 from odvgkit.errors import ProblemLog
 from odvgkit.io import jsonstream
@@ -122,6 +123,30 @@ def test_parallel_reader_and_formatter_give_the_serial_bytes(tmp_path: Path, mon
     assert len(seeks) > 1  # wrong cuts inside elements happened (not only the one at the array's end)
     want, _ = _oracle(src, "coco")
     assert serial == want
+
+
+def test_lvis_parallel_formatter_gives_the_serial_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = realistic(5, 300, "o365v2", crowd=0.0)
+    for im in doc["images"]:
+        im["coco_url"] = f"http://images.cocodataset.org/train2017/{im.pop('file_name').rsplit('/', 1)[1]}"
+        im["neg_category_ids"], im["not_exhaustive_category_ids"] = [3, 1], [12]
+    for ann in doc["annotations"]:
+        for key in ("iscrowd", "isfake", "isreflected"):
+            del ann[key]
+    doc = {"info": {}, "annotations": doc["annotations"], "images": doc["images"], "categories": doc["categories"]}
+    src = _write(tmp_path / "lvis.json", doc)
+
+    def run() -> bytes:
+        conv = lvis_mod.lvis_to_odvg(src, problems=ProblemLog(strict=True))
+        return b"".join(c for c, _ in conv.jsonl_chunks or [])
+
+    serial = run()
+    monkeypatch.setattr(lvis_mod, "WORKERS", 2)
+    monkeypatch.setattr(lvis_mod, "_BLOCK", 29)
+    monkeypatch.setattr(coco_mod, "_PARALLEL_FORMAT_MIN_BOXES", 0)
+    assert run() == serial
+    assert serial.count(b"\n") == len(doc["images"])
+    assert b'"neg_category_ids":[2,0],"not_exhaustive_category_ids":[11]' in serial
 
 
 @settings(max_examples=60, deadline=None)

@@ -203,10 +203,8 @@ def _annotations(layout: Layout, rng: np.random.Generator, img_ids: np.ndarray, 
     bw = np.where(odd < 0.002, rng.random(n) * 0.9 + 0.05, bw)  # under 1 px
     x = np.where((odd >= 0.002) & (odd < 0.003), w + 5 + rng.random(n) * 20, x)  # outside the image
     box = np.stack([x, y, bw, bh], axis=1)
-    if layout.box_decimals is not None:
-        box = np.round(box, layout.box_decimals)
-    else:  # Objects365: binary fractions as float32 boxes print them (1232.265625, 38.25)
-        box = np.round(box * 64) / 64
+    # Objects365 (no decimals given): binary fractions, as float32 boxes print them (1232.265625, 38.25)
+    box = np.round(box, layout.box_decimals) if layout.box_decimals is not None else np.round(box * 64) / 64
     area = box[:, 2] * box[:, 3] * (0.35 + 0.6 * rng.random(n))  # full precision, like polygon areas
     area = np.where((odd >= 0.003) & (odd < 0.0035), 0.0, area)
     box_text = _fmt_boxes(box)

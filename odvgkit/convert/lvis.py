@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from itertools import chain, repeat
 from operator import attrgetter
 from pathlib import Path
@@ -27,7 +28,7 @@ import orjson
 
 from odvgkit.convert import coco
 from odvgkit.convert._boxes import big_enough, overlaps_image, to_xyxy
-from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS
+from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS, ordered_map
 from odvgkit.convert._stream import OnBytes
 from odvgkit.convert.base import Conversion
 from odvgkit.convert.coco import CocoAnnotation, Columns, annotation_columns
@@ -237,32 +238,40 @@ def _records(plan: _Plan, stats: Counter[str], image_ids: bool = False) -> Itera
 
 def _jsonl_chunks(plan: _Plan, stats: Counter[str], image_ids: bool = False) -> Iterator[tuple[bytes, int]]:
     """The bytes ``orjson`` writes for :func:`_records`, without a dict per box (the coco2odvg trick:
-    one ``orjson`` call formats a block's boxes; each instance is prefix + box + per-label suffix)."""
-    prefix = b'{"bbox":['
+    one ``orjson`` call formats a block's boxes; each instance is prefix + box + per-label suffix).
+    Big inputs are formatted in two forked workers, block by block, as in coco2odvg."""
     suffixes = [b'],"label":%d,"category":%s}' % (k, orjson.dumps(n)) for k, n in enumerate(plan.names)]
+    blocks = range(0, len(plan.images), _BLOCK)
+    workers = WORKERS if len(plan.labels) >= coco._PARALLEL_FORMAT_MIN_BOXES and len(blocks) > 1 else 1
+    for chunk, count, boxes in ordered_map(partial(_jsonl_block, plan, suffixes, image_ids), blocks, workers=workers):
+        stats["images"] += count
+        stats["boxes"] += boxes
+        yield chunk, count
+
+
+def _jsonl_block(plan: _Plan, suffixes: list[bytes], image_ids: bool, b0: int) -> tuple[bytes, int, int]:
+    """JSON Lines bytes of the images ``b0 .. b0 + _BLOCK`` (runs in a format worker)."""
+    prefix = b'{"bbox":['
     images, starts = plan.images, plan.starts
-    for b0 in range(0, len(images), _BLOCK):
-        b1 = min(b0 + _BLOCK, len(images))
-        lo, hi = starts[b0], starts[b1]
-        if hi > lo:
-            text = orjson.dumps(plan.xyxy[lo:hi], option=orjson.OPT_SERIALIZE_NUMPY)
-            boxes = text[2:-2].split(b"],[")
-            inst = list(map(b"".join, zip(repeat(prefix), boxes, map(suffixes.__getitem__, plan.labels[lo:hi].tolist()),
-                                          strict=False)))  # repeat() is endless
-        else:
-            inst = []
-        lines = []
-        for i in range(b0, b1):
-            filename, im = images[i]
-            s, e = starts[i] - lo, starts[i + 1] - lo
-            lines.append(
-                b'{"filename":%s,"height":%d,"width":%d,"detection":{"instances":[%s]},'
-                b'"neg_category_ids":%s,"not_exhaustive_category_ids":%s%s}\n'
-                % (orjson.dumps(filename), im.height, im.width, b",".join(inst[s:e]),
-                   orjson.dumps([c - 1 for c in im.neg_category_ids]),
-                   orjson.dumps([c - 1 for c in im.not_exhaustive_category_ids]),
-                   b',"image_id":%d' % im.id if image_ids else b"")
-            )
-        stats["images"] += b1 - b0
-        stats["boxes"] += hi - lo
-        yield b"".join(lines), b1 - b0
+    b1 = min(b0 + _BLOCK, len(images))
+    lo, hi = starts[b0], starts[b1]
+    if hi > lo:
+        text = orjson.dumps(plan.xyxy[lo:hi], option=orjson.OPT_SERIALIZE_NUMPY)
+        boxes = text[2:-2].split(b"],[")
+        inst = list(map(b"".join, zip(repeat(prefix), boxes, map(suffixes.__getitem__, plan.labels[lo:hi].tolist()),
+                                      strict=False)))  # repeat() is endless
+    else:
+        inst = []
+    lines = []
+    for i in range(b0, b1):
+        filename, im = images[i]
+        s, e = starts[i] - lo, starts[i + 1] - lo
+        lines.append(
+            b'{"filename":%s,"height":%d,"width":%d,"detection":{"instances":[%s]},'
+            b'"neg_category_ids":%s,"not_exhaustive_category_ids":%s%s}\n'
+            % (orjson.dumps(filename), im.height, im.width, b",".join(inst[s:e]),
+               orjson.dumps([c - 1 for c in im.neg_category_ids]),
+               orjson.dumps([c - 1 for c in im.not_exhaustive_category_ids]),
+               b',"image_id":%d' % im.id if image_ids else b"")
+        )
+    return b"".join(lines), b1 - b0, hi - lo
