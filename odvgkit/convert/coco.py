@@ -28,6 +28,7 @@ import msgspec
 import numpy as np
 import orjson
 
+from odvgkit._memory import gc_paused
 from odvgkit.convert._boxes import big_enough, overlaps_image, to_xyxy
 from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS, ordered_map
 from odvgkit.convert._sniff import refuse_foreign
@@ -135,6 +136,26 @@ _EMPTY = {
 
 
 def coco_to_odvg(
+    path: str | Path,
+    dataset: str = "coco",
+    problems: ProblemLog | None = None,
+    image_ids: bool = False,
+    on_bytes: Callable[[int], None] | None = None,
+    drop_roboflow_root: bool = True,
+) -> Conversion:
+    """:func:`_coco_to_odvg` with the cyclic GC paused: the read and the plan allocate millions of
+    objects without a cycle among them, and the collector's passes over them cost ≈ 5 % (perf)."""
+    with gc_paused():
+        return _coco_to_odvg(path, dataset, problems, image_ids, on_bytes, drop_roboflow_root)
+
+
+def without_gc(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` with the cyclic GC paused (the block formatters: lists of bytes, no cycles)."""
+    with gc_paused():
+        return fn(*args)
+
+
+def _coco_to_odvg(
     path: str | Path,
     dataset: str = "coco",
     problems: ProblemLog | None = None,
@@ -457,7 +478,7 @@ def _jsonl_chunks(
     suffixes = [b'],"label":%d,"category":%s}' % (i, orjson.dumps(name)) for i, name in enumerate(names)]
     blocks = range(0, len(plan.images), _FORMAT_BLOCK)
     workers = WORKERS if len(plan.labels) >= _PARALLEL_FORMAT_MIN_BOXES and len(blocks) > 1 else 1
-    fmt = partial(_jsonl_block, plan, suffixes, dataset, image_ids)
+    fmt = partial(without_gc, _jsonl_block, plan, suffixes, dataset, image_ids)
     for chunk, count in ordered_map(fmt, blocks, workers=workers):
         stats["images"] += count
         yield chunk, count

@@ -26,6 +26,7 @@ import msgspec
 import numpy as np
 import orjson
 
+from odvgkit._memory import gc_paused
 from odvgkit.convert import coco
 from odvgkit.convert._boxes import big_enough, overlaps_image, to_xyxy
 from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS, ordered_map
@@ -74,7 +75,8 @@ def lvis_to_odvg(
     ``categories`` last); :func:`odvgkit.convert.base.write_conversion` writes the label map before
     the records, so :func:`lvis_conversion` reads the input eagerly and returns a ready object.
     """
-    return lvis_conversion(path, problems, on_bytes, image_ids)
+    with gc_paused():  # as coco2odvg: millions of objects, no cycles
+        return lvis_conversion(path, problems, on_bytes, image_ids)
 
 
 def lvis_conversion(
@@ -243,7 +245,8 @@ def _jsonl_chunks(plan: _Plan, stats: Counter[str], image_ids: bool = False) -> 
     suffixes = [b'],"label":%d,"category":%s}' % (k, orjson.dumps(n)) for k, n in enumerate(plan.names)]
     blocks = range(0, len(plan.images), _BLOCK)
     workers = WORKERS if len(plan.labels) >= coco._PARALLEL_FORMAT_MIN_BOXES and len(blocks) > 1 else 1
-    for chunk, count, boxes in ordered_map(partial(_jsonl_block, plan, suffixes, image_ids), blocks, workers=workers):
+    for chunk, count, boxes in ordered_map(partial(coco.without_gc, _jsonl_block, plan, suffixes, image_ids), blocks,
+                                             workers=workers):
         stats["images"] += count
         stats["boxes"] += boxes
         yield chunk, count
