@@ -125,6 +125,25 @@ def test_parallel_reader_and_formatter_give_the_serial_bytes(tmp_path: Path, mon
     assert serial == want
 
 
+@pytest.mark.parametrize("tail", [64, 300, 1100])
+def test_sparse_cutter_gives_the_serial_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tail: int) -> None:
+    """The main process reads only each batch's tail to cut it; cuts in RLE dicts are redone."""
+    src = _write(tmp_path / "in.json", realistic(11, 400, "coco", crowd=0.3))
+    serial, _ = _ours(src, "coco")
+    used = []
+    real = jsonstream._sparse_cut
+    monkeypatch.setattr(jsonstream, "_sparse_cut", lambda buf: (r := real(buf), used.append(r is not None))[0])
+    monkeypatch.setattr(jsonstream, "_TAIL", tail)
+    monkeypatch.setattr(coco_mod, "WORKERS", 2)
+    monkeypatch.setattr(coco_mod, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(coco_mod, "BLOCK_SIZE", 5000)
+    seen = []
+    conv = coco_to_odvg(src, "coco", problems=ProblemLog(strict=True), on_bytes=seen.append)
+    assert b"".join(c for c, _ in conv.jsonl_chunks or []) == serial
+    assert sum(used) > 10
+    assert sum(seen) >= src.stat().st_size  # progress reaches the end (re-reads after a wrong cut count again)
+
+
 def test_lvis_parallel_formatter_gives_the_serial_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     doc = realistic(5, 300, "o365v2", crowd=0.0)
     for im in doc["images"]:
