@@ -24,7 +24,7 @@ from reference import upstream_coco2odvg as upstream
 from odvgkit.convert import coco as coco_mod
 from odvgkit.convert import lvis as lvis_mod
 from odvgkit.convert.coco import coco_to_odvg, grouped
-from odvgkit.errors import ProblemLog
+from odvgkit.errors import OdvgError, ProblemLog
 from odvgkit.io import jsonstream
 
 COCO_KEYS = ("segmentation", "area", "iscrowd", "image_id", "bbox", "category_id", "id")
@@ -142,6 +142,30 @@ def test_sparse_cutter_gives_the_serial_bytes(tmp_path: Path, monkeypatch: pytes
     assert b"".join(c for c, _ in conv.jsonl_chunks or []) == serial
     assert sum(used) > 10
     assert sum(seen) >= src.stat().st_size  # progress reaches the end (re-reads after a wrong cut count again)
+
+
+@pytest.mark.parametrize("damage", [b'"iscrowd": 0,', b'"bbox": ['])
+def test_sparse_cutter_reports_malformed_json_as_the_serial_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: bytes
+) -> None:
+    """A syntax error deep inside the annotations: the same one-line error with line and column."""
+    text = json.dumps(realistic(13, 400, "coco", crowd=0.1)).encode()
+    at = text.index(damage, len(text) * 2 // 3)
+    src = tmp_path / "bad.json"
+    src.write_bytes(text[:at] + b"NaN, " + text[at:])
+
+    def error() -> str:
+        with pytest.raises(OdvgError) as exc:
+            coco_to_odvg(src, "coco", problems=ProblemLog(strict=True))
+        return str(exc.value)
+
+    serial = error()
+    assert "malformed JSON" in serial and serial.startswith(f"{src}:1:")
+    monkeypatch.setattr(jsonstream, "_TAIL", 300)
+    monkeypatch.setattr(coco_mod, "WORKERS", 2)
+    monkeypatch.setattr(coco_mod, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(coco_mod, "BLOCK_SIZE", 5000)
+    assert error() == serial
 
 
 def test_lvis_parallel_formatter_gives_the_serial_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
