@@ -118,6 +118,7 @@ def test_parallel_reader_and_formatter_give_the_serial_bytes(tmp_path: Path, mon
     monkeypatch.setattr(coco_mod, "BLOCK_SIZE", 3000)
     monkeypatch.setattr(coco_mod, "_FORMAT_BLOCK", 37)
     monkeypatch.setattr(coco_mod, "_PARALLEL_FORMAT_MIN_BOXES", 0)
+    monkeypatch.setattr(coco_mod, "_MASK_ROWS", 7)
     parallel, _ = _ours(src, "coco")
     assert parallel == serial
     assert len(seeks) > 1  # wrong cuts inside elements happened (not only the one at the array's end)

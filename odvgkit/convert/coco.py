@@ -280,8 +280,9 @@ def _plan(
     img_idx, has_img = lookup(img_ids, ann_img)
     known_bad = np.isin(ann_img, np.fromiter(skip, np.int64)) if skip else np.zeros(n, bool)
     labels_all, has_cat = lookup(cat_ids, ann_cat)
-    finite = np.isfinite(bbox).all(axis=1)
-    negative = (bbox[:, 2] < 0) | (bbox[:, 3] < 0)
+    if not len(ordered):  # every annotation is unusable then; keep the gathers below in bounds
+        widths = heights = np.ones(1)
+    finite, negative, outside, small = box_masks(bbox, flags, img_idx, widths, heights)
 
     _report(problems, path, valid & ~has_img & ~known_bad, ann_img, "image-not-found", "image_id", "image id {} is not in images")
     _report(problems, path, valid & has_img & ~has_cat, ann_cat, "category-not-found", "category_id", "category id {} is not in categories")
@@ -291,12 +292,10 @@ def _plan(
     stats["annotations_skipped:known-corrupt-image"] = int((valid & known_bad).sum())
 
     remaining = usable.copy()
-    if not len(ordered):  # every annotation is unusable then; keep the gathers below in bounds
-        widths = heights = np.ones(1)
     for reason, drop in (
         ("ignore", (flags & F_IGNORE) != 0),
-        ("outside-image", ~overlaps_image(bbox, widths[img_idx], heights[img_idx])),
-        ("too-small", ~big_enough(bbox, np.where(flags & F_NO_AREA, 0.0, 1.0))),
+        ("outside-image", outside),
+        ("too-small", small),
         ("crowd", (flags & F_CROWD) != 0),
     ):
         hit = remaining & drop
@@ -310,6 +309,30 @@ def _plan(
     labels = labels_all[order]
     stats["boxes"] = len(order)
     return _Plan(images=ordered, starts=starts, boxes=xyxy, labels=labels)
+
+
+_MASK_ROWS = 1 << 20  # rows per step of box_masks: float temporaries of 8 MB, reused from the heap
+
+
+def box_masks(
+    bbox: np.ndarray, flags: np.ndarray, img_idx: np.ndarray, widths: np.ndarray, heights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per annotation: finite box, negative size, no overlap with its image, too small (§2 rules).
+
+    Computed a million rows at a time: whole-column float temporaries (72 MB each at Objects365
+    scale) are fresh mmaps that the kernel zeroes page by page — a third of the main process's
+    time in ``perf`` — while 8 MB ones are reused from the heap. Same arithmetic, same masks.
+    """
+    n = len(bbox)
+    finite, negative, outside, small = (np.empty(n, bool) for _ in range(4))
+    for lo in range(0, n, _MASK_ROWS):
+        rows = slice(lo, min(lo + _MASK_ROWS, n))
+        b, at = bbox[rows], img_idx[rows]
+        finite[rows] = np.isfinite(b).all(axis=1)
+        negative[rows] = (b[:, 2] < 0) | (b[:, 3] < 0)
+        outside[rows] = ~overlaps_image(b, widths[at], heights[at])
+        small[rows] = ~big_enough(b, np.where(flags[rows] & F_NO_AREA, 0.0, 1.0))
+    return finite, negative, outside, small
 
 
 def check_category_ids(path: Path, categories: Sequence[Any]) -> None:
