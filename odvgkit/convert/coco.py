@@ -29,7 +29,7 @@ import numpy as np
 import orjson
 
 from odvgkit._memory import gc_paused
-from odvgkit.convert._boxes import big_enough, overlaps_image, to_xyxy
+from odvgkit.convert._boxes import big_enough, overlaps_image
 from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS, ordered_map
 from odvgkit.convert._sniff import refuse_foreign
 from odvgkit.convert.base import Conversion
@@ -305,10 +305,17 @@ def _plan(
     order = grouped(img_idx, kept)
     counts = np.bincount(img_idx[order], minlength=len(ordered)) if len(ordered) else np.zeros(0, np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)])
-    xyxy = to_xyxy(bbox[order])
+    xyxy = xyxy_inplace(bbox[order])
     labels = labels_all[order]
     stats["boxes"] = len(order)
     return _Plan(images=ordered, starts=starts, boxes=xyxy, labels=labels)
+
+
+def xyxy_inplace(xywh: np.ndarray) -> np.ndarray:
+    """:func:`~odvgkit.convert._boxes.to_xyxy` on a fresh gather, without its copy and temporaries
+    (at Objects365 scale each is 288 MB of new pages); ``w + x`` is ``x + w`` bit for bit."""
+    xywh[:, 2:] += xywh[:, :2]
+    return xywh
 
 
 _MASK_ROWS = 1 << 20  # rows per step of box_masks: float temporaries of 8 MB, reused from the heap

@@ -28,7 +28,7 @@ import orjson
 
 from odvgkit._memory import gc_paused
 from odvgkit.convert import coco
-from odvgkit.convert._boxes import big_enough, overlaps_image, to_xyxy
+from odvgkit.convert._boxes import big_enough, overlaps_image
 from odvgkit.convert._parallel import PARALLEL_MIN_BYTES, WORKERS, ordered_map
 from odvgkit.convert._stream import OnBytes
 from odvgkit.convert.base import Conversion
@@ -187,7 +187,7 @@ def _plan(
     sel = coco.grouped(idx, np.flatnonzero(keep))  # grouped by image, file order inside
     starts = np.searchsorted(idx[sel], np.arange(len(out) + 1)).tolist()
     names = [label_map.get(str(k), "") for k in range(max(map(int, label_map)) + 1)]
-    return _Plan(out, starts, to_xyxy(a["xywh"][sel]), labels[sel], names)
+    return _Plan(out, starts, coco.xyxy_inplace(a["xywh"][sel]), labels[sel], names)
 
 
 def _check_federated(
