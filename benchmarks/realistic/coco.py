@@ -21,6 +21,7 @@ is shared with ``o365.py`` and ``lvis.py``. Deterministic: one seeded NumPy gene
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -271,14 +272,28 @@ def coco_categories() -> list[dict[str, object]]:
     return [{"supercategory": s, "id": i, "name": n} for i, n, s in COCO_CATEGORIES]
 
 
+def in_child(fn: Callable[..., object], *args: object) -> None:
+    """Run a generator in a forked child: the harness forks every measured process from its own,
+    and a child's peak RSS (``ru_maxrss``) starts at its parent's size, so the harness stays small."""
+    proc = multiprocessing.get_context("fork").Process(target=fn, args=args)
+    proc.start()
+    proc.join()
+    if proc.exitcode != 0:
+        raise SystemExit(f"generating {args[0]} failed (exit code {proc.exitcode})")
+
+
+def _generate(path: Path, scale: str) -> None:
+    s = SCALES[scale]
+    counts = write_coco_like(path, COCO_LAYOUT, coco_categories(), s["images"], s["boxes_per_image"], SEED)
+    print(f"  generated {path} ({path.stat().st_size / 1e6:.0f} MB, {counts})", file=sys.stderr)
+
+
 def generate(root: Path, scale: str) -> dict[str, Path]:
     """``root/instances_train2017.json`` (kept and reused when already there)."""
     root.mkdir(parents=True, exist_ok=True)
     path = root / "instances_train2017.json"
     if not path.exists():
-        s = SCALES[scale]
-        counts = write_coco_like(path, COCO_LAYOUT, coco_categories(), s["images"], s["boxes_per_image"], SEED)
-        print(f"  generated {path} ({path.stat().st_size / 1e6:.0f} MB, {counts})", file=sys.stderr)
+        in_child(_generate, path, scale)
     return {"json": path}
 
 

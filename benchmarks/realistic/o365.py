@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .coco import Layout, compare_label_maps, compare_records, write_coco_like
+from .coco import Layout, compare_label_maps, compare_records, in_child, write_coco_like
 
 SCALES = {"full": {"images": 600_000, "boxes_per_image": 14.9}, "small": {"images": 8_000, "boxes_per_image": 14.9}}
 SEED = 365
@@ -48,11 +48,15 @@ def generate(root: Path, scale: str) -> dict[str, Path]:
     root.mkdir(parents=True, exist_ok=True)
     path = root / "zhiyuan_objv2_train.json"
     if not path.exists():
-        s = SCALES[scale]
-        counts = write_coco_like(path, O365_LAYOUT, o365_categories(), s["images"], s["boxes_per_image"], SEED,
-                                 special_image_ids=(320532,))
-        print(f"  generated {path} ({path.stat().st_size / 1e6:.0f} MB, {counts})", file=sys.stderr)
+        in_child(_generate, path, scale)
     return {"json": path}
+
+
+def _generate(path: Path, scale: str) -> None:
+    s = SCALES[scale]
+    counts = write_coco_like(path, O365_LAYOUT, o365_categories(), s["images"], s["boxes_per_image"], SEED,
+                             special_image_ids=(320532,))
+    print(f"  generated {path} ({path.stat().st_size / 1e6:.0f} MB, {counts})", file=sys.stderr)
 
 
 def upstream(inputs: dict[str, Path], out: Path, scripts: Path) -> list[str]:
