@@ -24,7 +24,7 @@ import orjson
 
 from odvgkit.io.jsonstream import stream_members
 
-from .coco import Layout, compare_label_maps, compare_records, in_child, write_coco_like
+from .coco import Layout, compare_label_maps, compare_records, fresh_output, in_child, write_coco_like
 
 SCALES = {"full": {"images": 100_000, "boxes_per_image": 12.6}, "small": {"images": 3_000, "boxes_per_image": 12.6}}
 SEED = 1203
@@ -85,6 +85,7 @@ def upstream(inputs: dict[str, Path], out: Path, scripts: Path) -> list[str]:
 
 
 def ours(inputs: dict[str, Path], out: Path) -> list[str]:
+    fresh_output(out / "od.json")
     return ["-m", "odvgkit", "convert", "lvis2odvg", str(inputs["json"]), "-o", str(out / "od.json"),
             "--quiet", "--force"]
 

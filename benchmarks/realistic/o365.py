@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .coco import Layout, compare_label_maps, compare_records, in_child, write_coco_like
+from .coco import Layout, compare_label_maps, compare_records, fresh_output, in_child, write_coco_like
 
 SCALES = {"full": {"images": 600_000, "boxes_per_image": 14.9}, "small": {"images": 8_000, "boxes_per_image": 14.9}}
 SEED = 365
@@ -64,6 +64,7 @@ def upstream(inputs: dict[str, Path], out: Path, scripts: Path) -> list[str]:
 
 
 def ours(inputs: dict[str, Path], out: Path) -> list[str]:
+    fresh_output(out / "od.json")
     return ["-m", "odvgkit", "convert", "coco2odvg", str(inputs["json"]), "-d", "o365v2", "-o", str(out / "od.json"),
             "--quiet", "--force"]
 
