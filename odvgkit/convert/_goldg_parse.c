@@ -35,9 +35,12 @@
 #define MAX_DEPTH 512
 #define PROGRESS_STEP ((size_t)8 << 20)
 
+/* A growing column, kept in a bytearray that is returned as it is (no copy at the end; big
+ * buffers grow by realloc, which moves pages rather than bytes). */
 typedef struct {
     char *p;
     size_t n, cap;
+    PyObject *ba;
 } Arr;
 
 static int arr_grow(Arr *a, size_t extra)
@@ -47,12 +50,13 @@ static int arr_grow(Arr *a, size_t extra)
     size_t cap = a->cap ? a->cap : (size_t)1 << 14;
     while (cap < a->n + extra)
         cap *= 2;
-    char *p = PyMem_RawRealloc(a->p, cap);
-    if (p == NULL) {
-        PyErr_NoMemory();
+    if (a->ba == NULL) {
+        if ((a->ba = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)cap)) == NULL)
+            return PYERR;
+    } else if (PyByteArray_Resize(a->ba, (Py_ssize_t)cap) < 0) {
         return PYERR;
     }
-    a->p = p;
+    a->p = PyByteArray_AS_STRING(a->ba);
     a->cap = cap;
     return 0;
 }
@@ -64,6 +68,19 @@ static inline int arr_put(Arr *a, const void *x, size_t n)
     memcpy(a->p + a->n, x, n);
     a->n += n;
     return 0;
+}
+
+/* The column as a bytearray of its n bytes (a new reference). */
+static PyObject *arr_take(Arr *a)
+{
+    if (a->ba == NULL)
+        return PyByteArray_FromStringAndSize("", 0);
+    if (PyByteArray_Resize(a->ba, (Py_ssize_t)a->n) < 0)
+        return NULL;
+    PyObject *ba = a->ba;
+    a->ba = NULL;
+    a->p = NULL;
+    return ba;
 }
 
 enum { IMG_ID, HEIGHT, WIDTH, CAP_LEN, ANN_IMG, XYWH, POS, CROWD, COUNTS, SPANS, N_ARR };
@@ -817,10 +834,7 @@ static PyObject *parse(PyObject *Py_UNUSED(self), PyObject *args)
                 o = s.captions;
                 Py_INCREF(o);
             } else {
-                Arr *a = &s.a[order[k]];
-                o = PyByteArray_FromStringAndSize(a->p ? a->p : "", (Py_ssize_t)a->n);
-                PyMem_RawFree(a->p);
-                a->p = NULL;
+                o = arr_take(&s.a[order[k]]);
             }
             if (o == NULL)
                 Py_CLEAR(result);
@@ -832,8 +846,8 @@ static PyObject *parse(PyObject *Py_UNUSED(self), PyObject *args)
         Py_INCREF(result);
     }
     for (int k = 0; k < N_ARR; k++)
-        PyMem_RawFree(s.a[k].p);
-    PyMem_RawFree(s.scratch.p);
+        Py_XDECREF(s.a[k].ba);
+    Py_XDECREF(s.scratch.ba);
     Py_XDECREF(s.file_names);
     Py_XDECREF(s.captions);
     munmap(map, (size_t)st.st_size);

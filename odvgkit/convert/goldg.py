@@ -276,6 +276,7 @@ def _read_mdetr_msgspec(path: Path, problems: ProblemLog, on_bytes: OnBytes = No
         images = _sorted_images(image_batches, path, problems)
     img_ids, file_names, heights, widths, captions, caption_lengths = images
     ann_img, xywh, positive_area, crowd, counts, spans = _concatenate(ann_batches) if ann_batches else _ann_columns([])
+    trim_heap()  # the decoding's garbage goes back to the OS before the plan's temporaries
     return MdetrColumns(
         img_ids=img_ids,
         file_names=file_names,
@@ -392,7 +393,7 @@ def _plan(cols: MdetrColumns, path: Path, problems: ProblemLog, stats: Counter[s
     use = use[_group_order(img_idx[use], n_img)]  # grouped by image, file order inside
     stats["boxes"] += len(use)
     kept_img = img_idx[use]
-    boxes = xywh[use]  # → [x1, y1, min(x1 + w, W), min(y1 + h, H)] in place
+    boxes = np.take(xywh, use, axis=0)  # → [x1, y1, min(x1 + w, W), min(y1 + h, H)] in place
     boxes[:, 2:] += boxes[:, :2]
     np.minimum(boxes[:, 2], widths[kept_img], out=boxes[:, 2])
     np.minimum(boxes[:, 3], heights[kept_img], out=boxes[:, 3])
@@ -602,9 +603,7 @@ def goldg_to_odvg(
     def plan() -> _Plan:
         if ready:
             return ready.pop()
-        cols = read_mdetr(path, problems, on_bytes)
-        trim_heap()  # the read's garbage goes back to the OS before the plan's temporaries
-        return _plan(cols, path, problems, stats)
+        return _plan(read_mdetr(path, problems, on_bytes), path, problems, stats)
 
     def records() -> Iterator[dict[str, Any]]:
         p = plan()
