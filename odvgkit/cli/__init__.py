@@ -74,6 +74,11 @@ def _direct_command(argv: list[str]):  # -> click.Command | None
     sub = group.typer_instance if group is not None else None
     if sub is None or sub.registered_callback is not None or sub.registered_groups:
         return None
+    # a group of its own class (explain's argument rewriting), settings or callbacks: the full path
+    settings = [getattr(info, name, None) for info in (group, sub.info)
+                for name in ("cls", "context_settings", "callback", "result_callback", "chain")]
+    if not all(v is None or v is False or type(v).__name__ == "DefaultPlaceholder" for v in settings):
+        return None
     info = next((c for c in sub.registered_commands
                  if c.callback is not None and (c.name or get_command_name(c.callback.__name__)) == argv[1]), None)
     if info is None:
