@@ -152,7 +152,37 @@ static inline int hexval(unsigned char c)
     return -1;
 }
 
-/* After the opening quote: the raw bytes up to the closing one (escapes checked, not decoded). */
+static inline unsigned hex4(const unsigned char *q);
+
+/* The length of the valid UTF-8 sequence at q (strict, as Python decodes: no overlong forms, no
+ * surrogates, nothing past U+10FFFF), else 0. */
+static inline int utf8_seq(const unsigned char *q, const unsigned char *end)
+{
+    unsigned char c = q[0];
+    if (c < 0xC2)
+        return 0;
+    if (c < 0xE0)
+        return end - q >= 2 && (q[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c < 0xF0) {
+        if (end - q < 3 || (q[1] & 0xC0) != 0x80 || (q[2] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xE0 && q[1] < 0xA0) || (c == 0xED && q[1] >= 0xA0))
+            return 0;
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (end - q < 4 || (q[1] & 0xC0) != 0x80 || (q[2] & 0xC0) != 0x80 || (q[3] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xF0 && q[1] < 0x90) || (c == 0xF4 && q[1] >= 0x90))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+/* After the opening quote: the raw bytes up to the closing one. Escapes are checked (a lone
+ * surrogate is refused, as the msgspec reader refuses it, also in a field nobody reads) and so is
+ * the UTF-8 (the msgspec reader refuses a file that is not UTF-8 text), but nothing is decoded. */
 static int scan_string(P *s, const unsigned char **start, size_t *len, int *escaped)
 {
     const unsigned char *q = s->p, *end = s->end;
@@ -177,6 +207,20 @@ static int scan_string(P *s, const unsigned char **start, size_t *len, int *esca
                 for (int k = 2; k < 6; k++)
                     if (hexval(q[k]) < 0)
                         return FALLBACK;
+                unsigned cp = hex4(q + 2);
+                if (cp >= 0xDC00 && cp <= 0xDFFF)
+                    return FALLBACK;
+                if (cp >= 0xD800 && cp <= 0xDBFF) { /* must be followed by a low surrogate */
+                    if (end - q < 12 || q[6] != '\\' || q[7] != 'u')
+                        return FALLBACK;
+                    for (int k = 8; k < 12; k++)
+                        if (hexval(q[k]) < 0)
+                            return FALLBACK;
+                    unsigned lo = hex4(q + 8);
+                    if (lo < 0xDC00 || lo > 0xDFFF)
+                        return FALLBACK;
+                    q += 6;
+                }
                 q += 6;
                 continue;
             }
@@ -188,6 +232,13 @@ static int scan_string(P *s, const unsigned char **start, size_t *len, int *esca
         }
         if (c < 0x20) /* raw control character: not JSON */
             return FALLBACK;
+        if (c >= 0x80) {
+            int n = utf8_seq(q, end);
+            if (n == 0)
+                return FALLBACK;
+            q += n;
+            continue;
+        }
         q++;
     }
     return FALLBACK;

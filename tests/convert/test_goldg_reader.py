@@ -124,6 +124,11 @@ def _doc(images: str = IMG, anns: str = ANN) -> str:
 NOT_TAKEN = {
     "lone surrogate in a caption": _doc(images=IMG.replace("red shirt", "red \\ud800 shirt")),
     "invalid UTF-8 in a caption": _doc(images=IMG.replace("red shirt", "red \udcff shirt")),
+    "invalid UTF-8 in a field nobody reads": _doc(images=IMG.replace('"id": 1,', '"id": 1, "x": "\udcff",')),
+    "UTF-8 of a surrogate in a field nobody reads": _doc(images=IMG.replace('"id": 1,', '"id": 1, "x": "\udced\udca0\udc80",')),
+    "overlong UTF-8 in a key nobody reads": _doc(images=IMG.replace('"id": 1,', '"id": 1, "\udcc1\udcbf": 1,')),
+    "lone surrogate in a field nobody reads": _doc(anns=ANN.replace('"area"', '"x": "\\udc00", "area"')),
+    "high surrogate without its low one": _doc(anns=ANN.replace('"area"', '"x": "\\ud800\\u0041", "area"')),
     "repeated key": _doc(images=IMG.replace('"id": 1,', '"id": 2, "id": 1,')),
     "escaped key": _doc(images=IMG.replace('"caption"', '"capt\\u0069on"')),
     "float id": _doc(images=IMG.replace('"id": 1', '"id": 1.0')),
