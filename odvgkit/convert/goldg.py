@@ -2,8 +2,10 @@
 
 Upstream ``goldg2odvg.py`` (upstream-converters.md §3.7), streamed, vectorised and on both cores:
 
-* images and annotations are decoded into columns (numpy) in worker processes, never into dicts;
-  upstream's filters, the span sorting and the phrase pieces are decided on whole columns;
+* images and annotations become columns (numpy), never dicts: read in one pass by the optional C
+  reader ``_goldg_parse`` when the file is of the plain shape, else decoded by msgspec in worker
+  processes (which also reports every bad element); upstream's filters, the span sorting and the
+  phrase pieces are decided on whole columns;
 * records are then built block by block: per box (spans, phrase, region, JSON) in the optional C
   extension ``_goldg_format`` on two threads, else in Python (``_records``) in forked workers;
 * records come in ascending image-id order (upstream's ``sorted(coco.imgs)``), so outputs agree;
