@@ -183,11 +183,21 @@ static inline int utf8_seq(const unsigned char *q, const unsigned char *end)
 /* After the opening quote: the raw bytes up to the closing one. Escapes are checked (a lone
  * surrogate is refused, as the msgspec reader refuses it, also in a field nobody reads) and so is
  * the UTF-8 (the msgspec reader refuses a file that is not UTF-8 text), but nothing is decoded. */
+/* Bytes a string scan must look at: the quote, the backslash, control characters, non-ASCII
+ * (filled at import). */
+static unsigned char STRING_STOP[256];
+
 static int scan_string(P *s, const unsigned char **start, size_t *len, int *escaped)
 {
     const unsigned char *q = s->p, *end = s->end;
     int esc = 0;
     while (q < end) {
+        while (end - q >= 4 && !STRING_STOP[q[0]] && !STRING_STOP[q[1]] && !STRING_STOP[q[2]] && !STRING_STOP[q[3]])
+            q += 4;
+        while (q < end && !STRING_STOP[*q])
+            q++;
+        if (q >= end)
+            break;
         unsigned char c = *q;
         if (c == '"') {
             *start = s->p;
@@ -961,4 +971,9 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__goldg_parse(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__goldg_parse(void)
+{
+    for (int c = 0; c < 256; c++)
+        STRING_STOP[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
+    return PyModule_Create(&module);
+}
