@@ -45,7 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-SCALES = {"full": {"images": 100_000, "rows": 804_000}, "small": {"images": 2_000, "rows": 16_080}}
+SCALES = {"full": {"images": 100_000, "rows": 804_000}, "medium": {"images": 20_000, "rows": 160_800},
+          "small": {"images": 2_000, "rows": 16_080}}
 POOL = 48
 HEADER = ["ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin", "YMax",
           "IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside"]
