@@ -138,9 +138,8 @@ def generate(root: Path, scale: str) -> dict[str, Path]:
     ids = sorted({f"{int(x):016x}" for x in rng.integers(0, 2**63, n_images + n_images // 100)})[:n_images]
     # boxes per image: heavy-tailed (lognormal), mean n_rows / n_images, at least 1
     raw = rng.lognormal(0.0, 1.0, n_images)
-    counts = np.maximum(1, np.round(raw * (n_rows - n_images) / raw.sum())).astype(int) + 0
-    counts[0] = max(counts[0], 2)
-    counts[-1] += n_rows - int(counts.sum())  # exact total
+    counts = 1 + np.floor(raw * (n_rows - n_images) / raw.sum()).astype(int)
+    counts[rng.choice(n_images, n_rows - int(counts.sum()), replace=False)] += 1  # exact total
     class_p = rng.dirichlet(np.full(601, 0.3))  # a few classes dominate, as in the real file
     rows: list[list[str]] = []
     for i, (image_id, n) in enumerate(zip(ids, counts, strict=True)):
@@ -150,7 +149,7 @@ def generate(root: Path, scale: str) -> dict[str, Path]:
             x1, y1 = rng.uniform(0, 0.9, 2)
             bw, bh = rng.uniform(0.005, 1.0 - x1), rng.uniform(0.005, 1.0 - y1)
             x2, y2 = x1 + bw, y1 + bh
-            if rng.random() < 0.002:
+            if rng.random() < 0.002 and (i or j):  # (upstream crashes when the file's first box has no area)
                 x2 = x1  # zero-area box (upstream and odvgkit drop it)
             u = rng.random(4)
             group = 1 if only_group or (rng.random() < 0.06 and not (i == 0 and j == 0)) else 0

@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from itertools import islice
@@ -189,7 +190,7 @@ Row = tuple[int, float, float, float, float, tuple[str, ...]]  # label, XMin, XM
 
 def scattered_images(
     path: Path, columns: list[str], mid_to_label: dict[str, int]
-) -> dict[str, list[Row]]:
+) -> dict[str, array[float]]:
     """Images whose rows are not one contiguous run → their valid rows after the first run (first pass).
 
     The second pass emits such an image when its first run ends, with these rows added, and only
@@ -198,12 +199,13 @@ def scattered_images(
     (holding every image after the first scattered one until that one was complete kept most of a
     file in memory when a few rows sat far away from their image's run). The rows are checked here
     silently with the second pass's rules (:func:`_valid_row`); too short a row is left to the
-    second pass, which stops there with an error.
+    second pass, which stops there with an error. They are packed, 6 doubles a row (label, the four
+    coordinates, the flags in base 3: :func:`_unpack`): 48 bytes instead of ~400 as tuples.
     """
     seen: set[str] = set()
-    later: dict[str, list[Row]] = {}
+    later: dict[str, array[float]] = {}
     prev: str | None = None
-    into: list[Row] | None = None
+    into: array[float] | None = None
     getter: Callable[[list[str]], tuple[str, ...]] | None = None
     for at, rows in _row_batches(path, columns, check=["ImageID"]):
         if getter is None:
@@ -214,14 +216,17 @@ def scattered_images(
                 if image_id in seen:
                     into = later.get(image_id)
                     if into is None:
-                        into = later[image_id] = []
+                        into = later[image_id] = array("d")
                 else:
                     seen.add(image_id)
                     into = None
             if into is not None:
                 valid = _valid_row(r, getter, mid_to_label)
                 if valid is not None:
-                    into.append(valid)
+                    code = 0
+                    for v in valid[5]:
+                        code = code * 3 + (0 if v == "0" else 1 if v == "1" else 2)
+                    into.extend((valid[0], valid[1], valid[2], valid[3], valid[4], code))
     return later
 
 
@@ -240,6 +245,23 @@ def _valid_row(r: list[str], getter: Callable[[list[str]], tuple[str, ...]], mid
         return None
     total = x1 + x2 + y1 + y2
     return (label, x1, x2, y1, y2, t[6:]) if total - total == 0.0 else None
+
+
+_FLAG_TEXT = ("0", "1", "")  # base-3 digits of a packed row's flags: "" = unknown, left out
+
+
+def _unpack(packed: array[float], n_flags: int) -> list[Row]:
+    """Rows packed by :func:`scattered_images`, as the second pass builds them (flags other than
+    0/1 come back as "", which means the same: the field is left out)."""
+    out: list[Row] = []
+    for k in range(0, len(packed), 6):
+        code = int(packed[k + 5])
+        digits = []
+        for _ in range(n_flags):
+            code, d = divmod(code, 3)
+            digits.append(_FLAG_TEXT[d])
+        out.append((int(packed[k]), packed[k + 1], packed[k + 2], packed[k + 3], packed[k + 4], tuple(reversed(digits))))
+    return out
 
 
 def openimages_to_odvg(
@@ -294,7 +316,7 @@ def _complete_images(
             if image_id != prev:
                 if keep and prev is not None:
                     if prev in later:
-                        cur.extend(later.pop(prev))
+                        cur.extend(_unpack(later.pop(prev), len(at) - 6))
                         emitted.add(prev)
                     if cur:
                         yield prev, cur
@@ -326,7 +348,7 @@ def _complete_images(
             on_rows(len(rows))
     if keep and prev is not None:
         if prev in later:
-            cur.extend(later.pop(prev))
+            cur.extend(_unpack(later.pop(prev), len(at) - 6))
         if cur:
             yield prev, cur
 
