@@ -8,17 +8,17 @@ Shaped like the real download where it matters to the converter:
   as the real file prints them (``0.012500``: six decimals, a few shorter like ``0.5``/``1``);
   ``Source`` ``xclick``/``activemil``; flags 0/1 with ``-1`` (unknown) on ``activemil`` rows;
   ~6 % group-of rows, a few zero-area boxes, some images whose only rows are group-of; boxes per
-  image heavy-tailed (mean ≈ 8, a few with hundreds);
+  image heavy-tailed (mean ≈ 8, up to ~220);
 * ``class-descriptions-boxable.csv``: 601 classes, no header, some names with commas and quotes
   (written by the ``csv`` module, so quoted as the real file is);
 * ``train/<ImageID>.jpg``: real JPEGs of realistic sizes (long side 1024 px mostly, some smaller),
-  natural-looking content (~100–250 KB each), a quarter with an EXIF block (orientations 1, 3, 6,
+  natural-looking content (41–279 KB, mean 137 KB), a quarter with an EXIF block (orientations 1, 3, 6,
   8), a fifth progressive, some with an ICC profile. Encoding 100k distinct 1024-px JPEGs would take
   hours on 2 cores, so a pool of ``POOL`` distinct encoded JPEGs is written out 100k times as
   **separate files** (real copies, not links: every file has its own pages in the page cache). Files
   sharing bytes does not matter to a size reader (neither side caches by content).
 
-Page cache: 100k × ~170 KB ≈ 17 GB of images. Upstream reads every file whole, odvgkit only the
+Page cache: 100k × ~137 KB ≈ 13 GB of images. Upstream reads every file whole, odvgkit only the
 headers, so whichever side ran last would leave the other a warm cache. ``upstream()`` and
 ``ours()`` therefore evict the image files from the page cache right before each run
 (``posix_fadvise(DONTNEED)`` per file, after one ``sync`` — no root needed, no other process's
