@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/bench_dataset.py [--records 600000] [--boxes 8700000] [--workdir DIR]
     OMP_NUM_THREADS=1 python benchmarks/bench_dataset.py --records 3400000 --boxes 40000000 --cbt 0.001  # mixture scale
+    OMP_NUM_THREADS=1 python benchmarks/bench_dataset.py --records 3400000 --boxes 40000000 --cbt 0.001 --sources 2 --skip-odvg
 
 Generates an ODVG OD file (default Objects365 scale: 600k records, 8.7M boxes, 365 classes, ~1 % of
 boxes degenerate or outside the image so ODVGDataset's box rule drops some) plus its label map, then
@@ -12,7 +13,12 @@ timings):
 * ``odvg``    — ``ODVGDataset(...)`` as mmdet configs build it (``serialize_data=True``) until ready;
 * ``indexed`` — ``IndexedODVGDataset(...)`` until ready;
 * ``mixture`` (with ``--cbt T``) — a class-balanced ``MixtureSampledDataset`` on top of it (repeat
-  factors from the index columns, one epoch's draws), until ready.
+  factors from the index columns, one epoch's draws), until ready;
+* ``sources`` (with ``--sources K``) — the records split over K files with label spaces of their own
+  (365, 601, 1,203, … classes: Objects365-, OpenImages-, LVIS-like), each indexed, and the training
+  dataset built from the config ``odvgkit train`` generates for them
+  (``odvgkit_train.config.dataset_config`` per source — ``MixtureSampledDataset`` over
+  ``IndexedODVGDataset``, class-balanced with ``--cbt`` — in mmengine's ``ConcatDataset``), until ready.
 
 Each child then reads 2,000 random ``get_data_info`` (µs per record). Memory per child:
 
@@ -35,10 +41,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+
+
+SOURCE_CLASSES = (365, 601, 1203, 150)  # Objects365, OpenImages, LVIS, … label spaces of the --sources files
+
+
+def label_map_of(ann: Path) -> Path:
+    return ann.with_name(ann.stem + "_label_map.json")
 
 
 def write_odvg(path: Path, records: int, boxes: int, classes: int = 365, seed: int = 0) -> None:
@@ -70,7 +84,7 @@ def write_odvg(path: Path, records: int, boxes: int, classes: int = 365, seed: i
                        "height": int(hi[r]), "width": int(wi[r]), "detection": {"instances": inst}}
                 lines.append(orjson.dumps(rec))
             fh.write(b"\n".join(lines) + b"\n")
-    path.with_name("label_map.json").write_text(json.dumps({str(i): f"class {i}" for i in range(classes)}))
+    label_map_of(path).write_text(json.dumps({str(i): f"class {i}" for i in range(classes)}))
 
 
 def _smaps() -> dict[str, int]:
@@ -83,6 +97,27 @@ def _smaps() -> dict[str, int]:
     return out
 
 
+def _mixture_of_sources(anns: list[Path], cbt: float | None) -> Any:
+    """The training dataset ``odvgkit train`` configures for these OD sources, each drawn once an epoch."""
+    from mmdet.registry import DATASETS
+
+    from odvgkit.index import index_path
+    from odvgkit_train.config import dataset_config
+    from odvgkit_train.data import Source
+
+    sources = [Source(ann_file=a, kind="od", image_root=Path("images"), label_map=label_map_of(a), name=a.stem,
+                      class_balanced_threshold=cbt, index_file=index_path(a)) for a in anns]
+    for s in sources:  # what `odvgkit train` counts while planning (it reads the index header)
+        s.n_records = _index_records(s.index_file)
+    return DATASETS.build(dict(type="ConcatDataset", datasets=[dataset_config(s, []) for s in sources]))
+
+
+def _index_records(index_file: Path) -> int:
+    from odvgkit.index import OdvgIndex
+
+    return OdvgIndex(index_file.with_suffix(""), index_file).records
+
+
 def child(phase: str, ann: str, cbt: float | None) -> None:
     import importlib
 
@@ -93,7 +128,7 @@ def child(phase: str, ann: str, cbt: float | None) -> None:
     from odvgkit_train.datasets import MixtureSampledDataset
     from odvgkit_train.indexed import IndexedODVGDataset
 
-    lm = str(Path(ann).with_name("label_map.json"))
+    lm = str(label_map_of(Path(ann)))
     args = dict(data_root="", ann_file=ann, label_map_file=lm, data_prefix=dict(img="images/"),
                 filter_cfg=dict(filter_empty_gt=False), return_classes=True, pipeline=[])
     base = _smaps()
@@ -105,6 +140,8 @@ def child(phase: str, ann: str, cbt: float | None) -> None:
         ds = None
     elif phase == "odvg":
         ds = ODVGDataset(**args)
+    elif phase == "sources":
+        ds = _mixture_of_sources([Path(a) for a in ann.split(",")], cbt)
     else:
         ds = IndexedODVGDataset(**args)
         if phase == "mixture":
@@ -125,6 +162,19 @@ def child(phase: str, ann: str, cbt: float | None) -> None:
     print("RESULT " + json.dumps(result))
 
 
+def _split_sources(work: Path, records: int, boxes: int, k: int) -> list[Path]:
+    """``k`` files of records/k records each, label spaces of ``SOURCE_CLASSES`` (generated once, kept)."""
+    anns = []
+    for i in range(k):
+        ann = work / f"od_{records}_source{i}of{k}.jsonl"
+        if not ann.is_file():
+            t = time.perf_counter()
+            write_odvg(ann, records // k, boxes // k, classes=SOURCE_CLASSES[i % len(SOURCE_CLASSES)], seed=1 + i)
+            print(f"generated {ann} ({ann.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t:.1f} s", flush=True)
+        anns.append(ann)
+    return anns
+
+
 def run_child(phase: str, ann: Path, cbt: float | None) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--child", phase, "--ann", str(ann)] + (["--cbt", str(cbt)] if cbt is not None else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -141,6 +191,8 @@ def main() -> None:
     ap.add_argument("--cbt", type=float, default=None, help="also a class-balanced MixtureSampledDataset on the index")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--skip-odvg", action="store_true", help="only the indexed dataset (ODVGDataset too slow/big)")
+    ap.add_argument("--sources", type=int, default=None,
+                    help="also split the records over K source files (own label spaces) and time the trainer's mixture of them")
     ap.add_argument("--child", default=None)
     ap.add_argument("--ann", default=None)
     a = ap.parse_args()
@@ -162,6 +214,13 @@ def main() -> None:
     if a.cbt is not None:
         rows["mixture"] = run_child("mixture", ann, a.cbt)
         print(f"MixtureSampledDataset(IndexedODVGDataset, cbt={a.cbt})", json.dumps(rows["mixture"]), flush=True)
+    if a.sources:
+        anns = _split_sources(work, a.records, boxes, a.sources)
+        for src in anns:
+            run_child("build", src, None)
+        rows["sources"] = run_child("sources", ",".join(map(str, anns)), a.cbt)  # type: ignore[arg-type]
+        print(f"ConcatDataset of {a.sources} MixtureSampledDataset(IndexedODVGDataset) sources, cbt={a.cbt}",
+              json.dumps(rows["sources"]), flush=True)
     if not a.skip_odvg:
         rows["odvg"] = run_child("odvg", ann, None)
         print("ODVGDataset", json.dumps(rows["odvg"]), flush=True)

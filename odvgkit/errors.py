@@ -28,8 +28,22 @@ class OdvgError(Exception):
     exit_code: int = 1
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
+        super().__init__(_original_line(message))
         self.exit_code = exit_code
+
+
+def _original_line(message: str) -> str:
+    """The error's own line when PyTorch re-raises it from a DataLoader worker.
+
+    ``ExceptionWrapper.reraise`` builds ``OdvgError("Caught OdvgError in DataLoader worker process
+    0.\nOriginal Traceback ...\nodvgkit.errors.OdvgError: FILE: ...")``: a worker's one-line error
+    would reach the user as a traceback.
+    """
+    if "\nOriginal Traceback" not in message:
+        return message
+    last = message.rstrip().rsplit("\n", 1)[-1]
+    _, sep, own = last.partition("Error: ")
+    return own if sep else last
 
 
 class MissingExtraError(OdvgError):

@@ -504,7 +504,7 @@ def load_detector(checkpoint: str | Path | None, *, config: str | Path | dict[st
     """
 
     from odvgkit_train import checkpoint as ck
-    from odvgkit_train.inference import config_from_checkpoint, given_config
+    from odvgkit_train.inference import config_from_checkpoint, given_config, init_weights_quietly
 
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if ckpt_path is not None and not ckpt_path.is_file():
@@ -522,6 +522,8 @@ def load_detector(checkpoint: str | Path | None, *, config: str | Path | dict[st
     net = build_model(cfg.to_dict()["model"])
     if ckpt_path is not None:
         ck.load_strict(net, ckpt_path)
+    else:
+        init_weights_quietly(net)  # a config alone: defined weights, as the Runner gives them
     classes = list((cfg.get("odvgkit") or {}).get("classes") or [])
     if not classes:
         classes = list(cfg.train_dataloader.dataset.get("metainfo", {}).get("classes", []))

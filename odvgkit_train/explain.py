@@ -175,6 +175,10 @@ def load(
         if any(diff.values()):  # e.g. --config of another model than the checkpoint's
             raise OdvgError(ck.describe_mismatch(ckpt, diff).replace("check --model / --text-encoder", "check --config"))
         net.load_state_dict(state, strict=True)
+    else:
+        from odvgkit_train.inference import init_weights_quietly
+
+        init_weights_quietly(net)  # a config alone: defined weights, as the Runner gives them
     net.cfg = cfg
     net.to(device)
     net.eval()

@@ -101,6 +101,29 @@ def given_config(config: str | Path | dict[str, Any] | None) -> Any | None:
     return Config.fromfile(str(config))
 
 
+def init_weights_quietly(net: Any) -> None:
+    """``net.init_weights()`` with no download and without mmengine's per-parameter INFO report.
+
+    ``Pretrained`` init configs (ImageNet backbones, fetched from a URL) are dropped: no network at
+    run time, and a model without checkpoint is a from-scratch model by definition.
+    """
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    for module in net.modules():
+        cfgs = getattr(module, "init_cfg", None)
+        if any(isinstance(c, dict) and c.get("type") == "Pretrained" for c in (cfgs if isinstance(cfgs, list) else [cfgs])):
+            module.init_cfg = None
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        net.init_weights()
+    finally:
+        logger.setLevel(level)
+
+
 def load_model(
     checkpoint: str | Path | None,
     *,
@@ -145,6 +168,11 @@ def load_model(
     net = MODELS.build(model_cfg)
     if ckpt_path is not None:
         ck.load_strict(net, ckpt_path)
+    else:
+        # as mmengine's Runner does before training: some parameters (DeformableDETR's
+        # ``level_embed``) are bare ``torch.Tensor`` allocations until ``init_weights`` fills them,
+        # i.e. whatever the allocator's memory held — NaN scores on one machine, none on another
+        init_weights_quietly(net)
     net.cfg = cfg
     net.to(device)
     net.eval()

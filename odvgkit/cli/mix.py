@@ -25,6 +25,9 @@ def mix(
     emit_mmdet: Annotated[
         Path | None, typer.Option("--emit-mmdet", help="Also write an MMDetection config snippet (.py).")
     ] = None,
+    plain_mmdet: Annotated[
+        bool, typer.Option("--plain-mmdet", help="--emit-mmdet for an MMDetection without odvgkit (ODVGDataset, approximate sizes).")
+    ] = False,
     materialize: Annotated[
         Path | None, typer.Option("--materialize", help="Also write one sampled epoch as a single ODVG file.")
     ] = None,
@@ -40,7 +43,9 @@ def mix(
     [bold]samples[/bold] (records per epoch); [bold]cbt[/bold]=t adds LVIS-style class-balanced
     sampling (OD). OD sources need label_map=FILE, and every label of the file must be in it. The
     manifest (schema in docs/curate.md) is what the trainer reads (odvgkit.curate.mix.load_manifest);
-    --emit-mmdet writes an equivalent ConcatDataset snippet, --materialize one sampled epoch.
+    --emit-mmdet writes the same mixture as an MMDetection config snippet (odvgkit's plugin:
+    IndexedODVGDataset in MixtureSampledDataset, exact sizes; --plain-mmdet: ODVGDataset only,
+    sizes approximated), --materialize one sampled epoch.
 
     [bold]Examples[/bold]
 
@@ -90,7 +95,7 @@ def mix(
     with AtomicGroup() as group:
         group.path(output).write_text(text, encoding="utf-8")
         if emit_mmdet is not None:
-            group.path(emit_mmdet).write_text(emit(reloaded), encoding="utf-8")
+            group.path(emit_mmdet).write_text(emit(reloaded, plain=plain_mmdet), encoding="utf-8")
         if materialize is not None:
             with rep.progress("materializing", total=None) as _adv, record_writer(group, materialize) as w:
                 merged, written = mat(reloaded, w, problems=problems)

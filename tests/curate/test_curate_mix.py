@@ -111,7 +111,7 @@ def test_emit_mmdet_snippet_is_valid_python_with_the_manifest_values(cli, tmp_pa
     a, lm_a, b, lm_b = sources
     snip = tmp_path / "datasets.py"
     res = cli("mix", f"{a}:repeat=2,lm={lm_a},root={tmp_path / 'imgs'}", f"{b}:samples=5,lm={lm_b},cbt=0.1",
-              "-o", tmp_path / "m.yaml", "--emit-mmdet", snip, "-q")
+              "-o", tmp_path / "m.yaml", "--emit-mmdet", snip, "--plain-mmdet", "-q")
     assert res.returncode == 0, res.stderr
     tree = ast.parse(snip.read_text())
     env = {"train_pipeline": ["PIPE"]}
@@ -196,7 +196,7 @@ def test_emit_mmdet_nests_class_balance_inside_repeat(tmp_path):
                     class_balanced_threshold=0.01, samples_per_epoch=30)
     vg = MixSource("g", tmp_path / "g.jsonl", "vg", None, tmp_path / "img", 10, samples=10, samples_per_epoch=10)
     env: dict = {"train_pipeline": []}
-    exec(emit_mmdet(Manifest((src, vg), 0, 40)), env)
+    exec(emit_mmdet(Manifest((src, vg), 0, 40), plain=True), env)
     a = env["a_dataset"]
     # mmengine's ClassBalancedDataset calls dataset.get_cat_ids, which RepeatDataset lacks: it goes inside
     assert (a["type"], a["times"], a["dataset"]["type"], a["dataset"]["oversample_thr"]) == ("RepeatDataset", 3, "ClassBalancedDataset", 0.01)

@@ -218,6 +218,16 @@ def test_record_no_longer_matching_its_offset(demo, tmp_path: Path) -> None:
         ds.get_data_info(row)
     assert str(err.value).startswith(f"{big}:{row + 1}: record does not match its index entry")
     assert "\n" not in str(err.value)
+    # read by a data-loader worker: PyTorch re-raises it with the worker's traceback in the message;
+    # what reaches the CLI's error line is still the one line
+    from torch.utils.data import DataLoader, Subset
+
+    loader = DataLoader(Subset(ds, [row]), batch_size=1, num_workers=1, collate_fn=_ident, multiprocessing_context="fork")
+    with pytest.raises(OdvgError) as err:
+        next(iter(loader))
+    assert str(err.value) == f"{big}:{row + 1}: " + str(err.value).split(": ", 1)[1]
+    assert str(err.value).startswith(f"{big}:{row + 1}: record does not match its index entry")
+    assert "\n" not in str(err.value) and "Traceback" not in str(err.value)
 
 
 def test_generated_config_uses_index_and_trains_loss_for_loss(demo, bert_dir, tmp_path: Path) -> None:

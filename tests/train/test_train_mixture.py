@@ -37,6 +37,37 @@ def test_manifest_samples_per_epoch_are_honoured(demo, bert_dir, tmp_path: Path)
     assert built[1][0]["data_samples"].text  # samples flow through the real pipeline
 
 
+def test_emitted_mmdet_snippet_builds_the_trainers_mixture(demo, bert_dir, tmp_path: Path) -> None:
+    """``mix --emit-mmdet`` in a plain mmengine config: the plugin imported by ``custom_imports``,
+    indexed sources, and the same records drawn per epoch as the trainer's own config."""
+    from mmdet.registry import DATASETS
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+
+    specs = (f"{demo.od_file}:samples=5,lm={demo.label_map},root={demo.image_root},name=od,cbt=0.3",
+             f"{demo.vg_file}:repeat=1.5,root={demo.image_root},name=vg")
+    snippet = tmp_path / "mix_datasets.py"
+    run_cli("mix", *specs, "-o", str(tmp_path / "mix.yaml"), "--emit-mmdet", str(snippet), "-q")
+    text = snippet.read_text()
+    index_cmd = next(line for line in text.splitlines() if line.startswith("#   odvgkit index "))
+    assert run_cli(*index_cmd.removeprefix("#   odvgkit ").split(), "--force", "-q").returncode == 0
+    user_cfg = tmp_path / "user_config.py"
+    user_cfg.write_text("train_pipeline = []\n" + text)
+    cfg = Config.fromfile(str(user_cfg))  # runs custom_imports: odvgkit_train.mmdet_plugin
+    register_all_modules(init_default_scope=True)
+    mine = [DATASETS.build(d) for d in cfg.train_dataloader.dataset.datasets]
+    run_cli("train", "pretrain", str(tmp_path / "mix.yaml"), "--model", "tiny", "--text-encoder", str(bert_dir),
+            "--work-dir", str(tmp_path / "w"), "--epochs", "1", "--dry-run", "-q")
+    trainer = [DATASETS.build(d) for d in Config.fromfile(str(tmp_path / "w" / "config.py")).train_dataloader.dataset.datasets]
+    assert [type(d.dataset).__name__ for d in mine] == ["IndexedODVGDataset", "IndexedODVGDataset"]
+    assert [len(d) for d in mine] == [5, 24]
+    assert [list(d.indices) for d in mine] == [list(d.indices) for d in trainer]
+    assert mine[0].get_data_info(0) == trainer[0].get_data_info(0)
+    plain = tmp_path / "plain.py"
+    run_cli("mix", *specs, "-o", str(tmp_path / "mix2.yaml"), "--emit-mmdet", str(plain), "--plain-mmdet", "-q")
+    assert "custom_imports" not in plain.read_text() and "type='ODVGDataset'" in plain.read_text()
+
+
 def test_gzip_and_parquet_sources_are_copied_to_plain_jsonl(demo, bert_dir, tmp_path: Path) -> None:
     from mmdet.datasets import ODVGDataset
 

@@ -61,3 +61,25 @@ def test_official_checkpoint_loads_strictly(preset: str, bert_dir: Path, tmp_pat
 
         with pytest.raises(OdvgError, match=r"official_swin-t\.pth: checkpoint does not match the model \(\d+ unexpected: backbone.*\d+ shape mismatch: "):
             load_model(ckpt, model="tiny", text_encoder=bert_dir)
+
+
+def test_a_model_without_checkpoint_is_initialised_not_left_as_allocator_garbage(bert_dir: Path) -> None:
+    """``load_model(None, model=...)`` fills every parameter (mmdet's ``level_embed`` is a bare
+    ``torch.Tensor`` until ``init_weights``): the same seed gives the same finite weights even when
+    the allocator hands back memory that held NaN (CI once scored a random model with NaN)."""
+    import torch
+
+    from odvgkit_train.inference import load_model
+
+    def build() -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        return {k: v.clone() for k, v in load_model(None, model="tiny", text_encoder=bert_dir).state_dict().items()}
+
+    first = build()
+    for _ in range(3):  # freed NaN blocks of the sizes the model's small parameters take
+        junk = [torch.full((n,), float("nan")) for n in (64, 256, 1024, 4096, 65536)]
+        del junk
+    second = build()
+    assert "level_embed" in first
+    bad = [k for k in first if not (torch.equal(first[k], second[k]) and torch.isfinite(second[k].float()).all())]
+    assert not bad, f"parameters not initialised: {bad[:5]}"
