@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
@@ -269,14 +271,38 @@ def image_sizes(
     """Measure many images in parallel threads (header reads are I/O bound), in input order.
 
     Yields ``(path, (width, height) or None, error message or None)``; one unreadable image never
-    stops the others.
+    stops the others. ``paths`` is consumed lazily, a bounded distance ahead of what was yielded
+    (a caller may generate it while it consumes the sizes), in chunks of :data:`_CHUNK` paths per
+    task: with one task per path, the pool's futures, locks and GIL hand-offs cost 3× the header
+    reads themselves on a warm cache (profiled on openimages2odvg).
     """
-
-    def one(p: str | Path) -> tuple[Path, tuple[int, int] | None, str | None]:
-        try:
-            return Path(p), image_size(p, exif), None
-        except OdvgError as exc:
-            return Path(p), None, str(exc)
-
+    it = iter(paths)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(one, paths, chunksize=64)
+        queue: deque[Future[list[tuple[Path, tuple[int, int] | None, str | None]]]] = deque()
+
+        def submit() -> bool:
+            chunk = list(islice(it, _CHUNK))
+            if chunk:
+                queue.append(pool.submit(_measure, chunk, exif))
+            return bool(chunk)
+
+        for _ in range(2 * workers):
+            if not submit():
+                break
+        while queue:
+            done = queue.popleft().result()
+            submit()
+            yield from done
+
+
+_CHUNK = 32
+
+
+def _measure(paths: list[str | Path], exif: bool) -> list[tuple[Path, tuple[int, int] | None, str | None]]:
+    out: list[tuple[Path, tuple[int, int] | None, str | None]] = []
+    for p in paths:
+        try:
+            out.append((Path(p), image_size(p, exif), None))
+        except OdvgError as exc:
+            out.append((Path(p), None, str(exc)))
+    return out

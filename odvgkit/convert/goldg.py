@@ -2,8 +2,10 @@
 
 Upstream ``goldg2odvg.py`` (upstream-converters.md §3.7), streamed, vectorised and on both cores:
 
-* images and annotations are decoded into columns (numpy) in worker processes, never into dicts;
-  upstream's filters, the span sorting and the phrase pieces are decided on whole columns;
+* images and annotations become columns (numpy), never dicts: read in one pass by the optional C
+  reader ``_goldg_parse`` when the file is of the plain shape, else decoded by msgspec in worker
+  processes (which also reports every bad element); upstream's filters, the span sorting and the
+  phrase pieces are decided on whole columns;
 * records are then built block by block: per box (spans, phrase, region, JSON) in the optional C
   extension ``_goldg_format`` on two threads, else in Python (``_records``) in forked workers;
 * records come in ascending image-id order (upstream's ``sorted(coco.imgs)``), so outputs agree;
@@ -19,6 +21,7 @@ per record through the :class:`~odvgkit.errors.ProblemLog` and skipped.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +48,11 @@ try:  # the C formatter (built at install when a C compiler is there); else the 
     from odvgkit.convert import _goldg_format as _native
 except ImportError:  # pragma: no cover - exercised where the extension is not built
     _native = None
+try:  # the C reader (same build); else, or for a file it does not take, the msgspec reader
+    from odvgkit.convert._goldg_parse import group as _native_group
+    from odvgkit.convert._goldg_parse import parse as _native_parse
+except ImportError:  # pragma: no cover - exercised where the extension is not built
+    _native_parse = _native_group = None
 
 
 class MdetrImage(msgspec.Struct, gc=False):
@@ -180,8 +188,62 @@ def _image_batch(items: list[MdetrImage | None]) -> tuple[Any, ...]:
 
 
 def read_mdetr(path: str | Path, problems: ProblemLog, on_bytes: OnBytes = None) -> MdetrColumns:
-    """Stream a MDETR json into columns; bad elements are reported and skipped."""
+    """Stream a MDETR json into columns; bad elements are reported and skipped.
+
+    The C reader (``_goldg_parse``) takes a well-formed file of the plain shape in one pass; for
+    anything else it gives up and the msgspec reader below reads the file and reports what is
+    wrong with it (so messages and output never depend on which reader ran).
+    """
     path = Path(path)
+    if _native_parse is not None:
+        progress = _Progress(on_bytes)
+        parsed = _native_parse(os.fsencode(path), progress if on_bytes is not None else None)
+        if parsed is not None:
+            return _native_columns(parsed, path, problems)
+        on_bytes = progress.after_retry
+    return _read_mdetr_msgspec(path, problems, on_bytes)
+
+
+class _Progress:
+    """Forwards the C reader's progress; when it gives up, the retry's first bytes (already
+    shown) are not counted again, so a progress bar never runs past the file's size."""
+
+    def __init__(self, on_bytes: OnBytes) -> None:
+        self.on_bytes = on_bytes
+        self.shown = 0
+
+    def __call__(self, n: int) -> None:
+        self.shown += n
+        if self.on_bytes is not None:
+            self.on_bytes(n)
+
+    def after_retry(self, n: int) -> None:
+        new = n - min(n, self.shown)
+        self.shown -= n - new
+        if new and self.on_bytes is not None:
+            self.on_bytes(new)
+
+
+def _native_columns(parsed: tuple[Any, ...], path: Path, problems: ProblemLog) -> MdetrColumns:
+    """The C reader's buffers as :class:`MdetrColumns` (one batch of images, no bad element)."""
+    ids, file_names, heights, widths, captions, cap_len, ann_img, xywh, pos, crowd, counts, spans = parsed
+    i64 = partial(np.frombuffer, dtype=np.int64)
+    images = _sorted_images([(i64(ids), file_names, i64(heights), i64(widths), captions, i64(cap_len), [])],
+                            path, problems)
+    img_ids, file_names, heights, widths, captions, caption_lengths = images
+    n_ann = len(pos)
+    return MdetrColumns(
+        img_ids=img_ids, file_names=file_names, heights=heights, widths=widths, captions=captions,
+        caption_lengths=caption_lengths, ann_img=i64(ann_img), xywh=np.frombuffer(xywh, np.float64).reshape(-1, 4),
+        positive_area=np.frombuffer(pos, bool), crowd=np.frombuffer(crowd, bool),
+        span_start=np.concatenate(([0], np.cumsum(i64(counts)))), spans=i64(spans).reshape(-1, 2),
+        ann_where=[(0, n_ann, None)],
+    )
+
+
+def _read_mdetr_msgspec(path: Path, problems: ProblemLog, on_bytes: OnBytes = None) -> MdetrColumns:
+    """:func:`read_mdetr` with msgspec: batches decoded (in workers for big files) and reported
+    element by element."""
     image_batches: list[tuple[Any, ...]] = []
     ann_batches: list[tuple[np.ndarray, ...]] = []
     images: tuple[Any, ...] | None = None  # _sorted_images of image_batches, once they are all in
@@ -216,6 +278,7 @@ def read_mdetr(path: str | Path, problems: ProblemLog, on_bytes: OnBytes = None)
         images = _sorted_images(image_batches, path, problems)
     img_ids, file_names, heights, widths, captions, caption_lengths = images
     ann_img, xywh, positive_area, crowd, counts, spans = _concatenate(ann_batches) if ann_batches else _ann_columns([])
+    trim_heap()  # the decoding's garbage goes back to the OS before the plan's temporaries
     return MdetrColumns(
         img_ids=img_ids,
         file_names=file_names,
@@ -294,11 +357,7 @@ def _plan(cols: MdetrColumns, path: Path, problems: ProblemLog, stats: Counter[s
     """Upstream's filters on columns; problems are reported here, so blocks only format."""
     n_img = len(cols.img_ids)
     n_ann = len(cols.ann_img)
-    if n_img:
-        img_idx = np.minimum(np.searchsorted(cols.img_ids, cols.ann_img), n_img - 1)
-        known = cols.img_ids[img_idx] == cols.ann_img
-    else:
-        img_idx, known = np.zeros(n_ann, np.int64), np.zeros(n_ann, bool)
+    img_idx, known = _image_index(cols.img_ids, cols.ann_img)
     for i in np.flatnonzero(~known).tolist():
         problems.error("unknown-image", path, cols.ann_locator(i), "image_id",
                        f"image id {int(cols.ann_img[i])} is not in images[]")
@@ -333,15 +392,42 @@ def _plan(cols: MdetrColumns, path: Path, problems: ProblemLog, stats: Counter[s
         _span_problem(problems, path, f"{cols.ann_locator(g)} (image {int(cols.img_ids[i])})", cols.captions[i],
                       sp[cols.span_start[g]:cols.span_start[g + 1]].tolist())
     use = np.flatnonzero(in_kept & valid & span_ok)
-    use = use[np.argsort(img_idx[use], kind="stable")]  # grouped by image, file order inside
+    use = use[_group_order(img_idx[use], n_img)]  # grouped by image, file order inside
     stats["boxes"] += len(use)
     kept_img = img_idx[use]
-    boxes = xywh[use]  # → [x1, y1, min(x1 + w, W), min(y1 + h, H)] in place
+    boxes = np.take(xywh, use, axis=0)  # → [x1, y1, min(x1 + w, W), min(y1 + h, H)] in place
     boxes[:, 2:] += boxes[:, :2]
     np.minimum(boxes[:, 2], widths[kept_img], out=boxes[:, 2])
     np.minimum(boxes[:, 3], heights[kept_img], out=boxes[:, 3])
+    starts = np.concatenate(([0], np.cumsum(np.bincount(kept_img, minlength=n_img)))).tolist()  # kept_img is sorted
     return _Plan(cols.file_names, cols.heights.tolist(), cols.widths.tolist(), cols.captions, image_kept.tolist(),
-                 cols.span_start, sp, use, np.searchsorted(kept_img, np.arange(n_img + 1)).tolist(), boxes)
+                 cols.span_start, sp, use, starts, boxes)
+
+
+def _image_index(img_ids: np.ndarray, ann_img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each annotation's image: its row in ``img_ids`` (sorted, unique) and whether there is one
+    (else row 0). Ids within a compact range are looked up in a table (one random access per
+    annotation instead of a binary search: 4x faster at GoldG scale); others are searched."""
+    n_img, n_ann = len(img_ids), len(ann_img)
+    if not n_img:
+        return np.zeros(n_ann, np.int64), np.zeros(n_ann, bool)
+    lo, hi = int(img_ids[0]), int(img_ids[-1])
+    if lo > INT64_MIN and hi < INT64_MAX and hi - lo <= 4 * n_img + (1 << 20):
+        table = np.full(hi - lo + 3, -1, np.int64)  # [lo - 1, hi + 1]: the ends stand for "outside"
+        table[img_ids - (lo - 1)] = np.arange(n_img)
+        row = table[np.clip(ann_img, lo - 1, hi + 1) - (lo - 1)]
+        known = row >= 0
+        return np.where(known, row, 0), known
+    row = np.minimum(np.searchsorted(img_ids, ann_img), n_img - 1)
+    return row, img_ids[row] == ann_img
+
+
+def _group_order(keys: np.ndarray, n_groups: int) -> np.ndarray:
+    """The stable order grouping ``keys`` (``0 … n_groups - 1``): a counting sort in C, else
+    NumPy's stable argsort (the same order)."""
+    if _native_group is not None:
+        return np.frombuffer(_native_group(np.ascontiguousarray(keys, np.int64), n_groups), np.int64)
+    return np.argsort(keys, kind="stable")
 
 
 @dataclass
@@ -519,9 +605,7 @@ def goldg_to_odvg(
     def plan() -> _Plan:
         if ready:
             return ready.pop()
-        cols = read_mdetr(path, problems, on_bytes)
-        trim_heap()  # the read's garbage goes back to the OS before the plan's temporaries
-        return _plan(cols, path, problems, stats)
+        return _plan(read_mdetr(path, problems, on_bytes), path, problems, stats)
 
     def records() -> Iterator[dict[str, Any]]:
         p = plan()
