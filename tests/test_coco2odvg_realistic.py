@@ -206,3 +206,18 @@ def test_grouped_falls_back_for_huge_group_values() -> None:
     group = np.array([1 << 40, 5, 1 << 40, 5, 0], dtype=np.int64)
     rows = np.arange(5)
     assert grouped(group, rows).tolist() == [4, 1, 3, 0, 2]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sets(st.integers(0, 500), min_size=1, max_size=60), st.lists(st.integers(-5, 520), max_size=200),
+       st.integers(1, 9))
+def test_lookup_in_small_steps_finds_every_id(keys: set[int], queries: list[int], step: int) -> None:
+    coco_mod._MASK_ROWS, saved = step, coco_mod._MASK_ROWS
+    try:
+        k = np.array(sorted(keys, key=lambda v: (v * 7919) % 503), dtype=np.int64)  # in no order
+        pos, found = coco_mod.lookup(k, np.array(queries, dtype=np.int64))
+    finally:
+        coco_mod._MASK_ROWS = saved
+    where = {int(v): i for i, v in enumerate(k)}
+    assert found.tolist() == [q in where for q in queries]
+    assert pos.tolist() == [where.get(q, 0) for q in queries]

@@ -416,7 +416,9 @@ def grouped(group: np.ndarray, rows: np.ndarray) -> np.ndarray:
     g = group[rows]
     if int(rows.max()) >= 1 << 32 or int(g.min()) < 0 or int(g.max()) >= 1 << 31:
         return rows[np.argsort(g, kind="stable")]
-    key = (g.astype(np.int64) << 32) | rows.astype(np.int64)
+    key = g.astype(np.int64, copy=False)  # a fresh gather already: shifted and or-ed in place
+    key <<= 32
+    key |= rows
     key.sort()
     key &= 0xFFFFFFFF
     return key
@@ -435,10 +437,13 @@ def lookup(keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarra
     if lo >= 0 and hi <= 8 * len(keys) + 4096:
         table = np.full(hi + 1, -1, dtype=np.int64)
         table[keys] = np.arange(len(keys))
-        inside = (queries >= 0) & (queries <= hi)
-        pos = np.where(inside, table[np.clip(queries, 0, hi)], -1)
-        found = pos >= 0
-        return np.where(found, pos, 0), found
+        pos, found = np.empty(len(queries), np.int64), np.empty(len(queries), bool)
+        for a in range(0, len(queries), _MASK_ROWS):  # small temporaries (see box_masks)
+            q = queries[a : a + _MASK_ROWS]
+            at = np.where((q >= 0) & (q <= hi), table[np.clip(q, 0, hi)], -1)
+            found[a : a + _MASK_ROWS] = at >= 0
+            pos[a : a + _MASK_ROWS] = np.where(at >= 0, at, 0)
+        return pos, found
     order = np.argsort(keys, kind="stable")
     at = np.minimum(np.searchsorted(keys[order], queries), len(keys) - 1)
     pos = order[at]
