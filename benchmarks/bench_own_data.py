@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_upstream import fetch  # the real converters, copied from the installed mmdet
 
 HERE = Path(__file__).resolve()
 REPO = HERE.parents[1]
@@ -191,22 +192,6 @@ def best(args: list[str], repeat: int) -> tuple[float, float]:
     return wall, max(r[1] for r in runs)
 
 
-def _installed_upstream(dest: Path) -> Path:
-    """The real converters shipped inside the installed mmdet package, copied to a scratch folder."""
-    import importlib.util
-    import shutil
-
-    spec = importlib.util.find_spec("mmdet")
-    if spec is None or spec.origin is None:
-        raise SystemExit("mmdet is not installed (extra 'train'); pass --upstream DIR or --skip-upstream")
-    tools = Path(spec.origin).parent / ".mim" / "tools" / "dataset_converters"
-    dest.mkdir(parents=True, exist_ok=True)
-    for script in ("pascal_voc.py", "coco2odvg.py"):
-        if (tools / script).is_file():
-            shutil.copy2(tools / script, dest / script)
-    return dest
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -237,7 +222,7 @@ def main() -> None:
         n_boxes = sum(ln.count(b'"bbox"') for ln in fh)
     ours_yolo = best([*me, "ours-yolo", str(root), str(out / "ours_yolo.jsonl")], args.repeat)
     if not args.skip_upstream:
-        args.upstream = args.upstream or _installed_upstream(args.workdir / "upstream")
+        args.upstream = args.upstream or fetch(args.workdir / "upstream", ("pascal_voc.py", "coco2odvg.py"))
         for script in ("pascal_voc.py", "coco2odvg.py"):
             if not (args.upstream / script).is_file():
                 raise SystemExit(f"{args.upstream / script}: missing; see the module docstring for how to fetch it")

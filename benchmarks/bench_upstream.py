@@ -57,7 +57,7 @@ class Run:
     load: float
 
 
-def fetch(dest: Path) -> Path:
+def fetch(dest: Path, scripts: tuple[str, ...] = SCRIPTS) -> Path:
     """Copy the real converters shipped inside the installed mmdet into ``dest`` (outside the repo)."""
     import importlib.util
 
@@ -66,7 +66,7 @@ def fetch(dest: Path) -> Path:
         raise SystemExit("mmdet is not installed (extra 'train'): fetch the scripts from GitHub, see the docstring")
     tools = Path(spec.origin).parent / ".mim" / "tools" / "dataset_converters"
     dest.mkdir(parents=True, exist_ok=True)
-    for script in SCRIPTS:
+    for script in scripts:
         shutil.copy2(tools / script, dest / script)
     return dest
 

@@ -135,27 +135,14 @@ _EMPTY = {
 }
 
 
-def coco_to_odvg(
-    path: str | Path,
-    dataset: str = "coco",
-    problems: ProblemLog | None = None,
-    image_ids: bool = False,
-    on_bytes: Callable[[int], None] | None = None,
-    drop_roboflow_root: bool = True,
-) -> Conversion:
-    """:func:`_coco_to_odvg` with the cyclic GC paused: the read and the plan allocate millions of
-    objects without a cycle among them, and the collector's passes over them cost ≈ 5 % (perf)."""
-    with gc_paused():
-        return _coco_to_odvg(path, dataset, problems, image_ids, on_bytes, drop_roboflow_root)
-
-
 def without_gc(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` with the cyclic GC paused (the block formatters: lists of bytes, no cycles)."""
     with gc_paused():
         return fn(*args)
 
 
-def _coco_to_odvg(
+@gc_paused()  # the read and the plan allocate millions of objects, no cycles: the collector's passes cost ≈ 5 % (perf)
+def coco_to_odvg(
     path: str | Path,
     dataset: str = "coco",
     problems: ProblemLog | None = None,
