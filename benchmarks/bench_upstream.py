@@ -14,8 +14,8 @@ The upstream scripts are never committed. ``fetch`` copies them from the install
 (``mmdet/.mim/tools/dataset_converters/``, identical to the v3.3.0 tag) into a scratch folder
 outside the repository; without mmdet, fetch them from GitHub into that folder yourself::
 
-    python benchmarks/bench_upstream.py fetch /tmp/upstream
-    # or: for s in coco2odvg goldg2odvg lvis2odvg openimages2odvg; do curl -sLo /tmp/upstream/$s.py \\
+    python benchmarks/bench_upstream.py fetch ../upstream-scripts
+    # or: for s in coco2odvg goldg2odvg lvis2odvg openimages2odvg; do curl -sLo ../upstream-scripts/$s.py \\
     #   https://raw.githubusercontent.com/open-mmlab/mmdetection/v3.3.0/tools/dataset_converters/$s.py; done
 
 They need ``pycocotools``, ``lvis``, ``jsonlines``, ``tqdm`` and (``openimages2odvg.py``) mmcv +

@@ -298,23 +298,34 @@ def _generate(path: Path, scale: str) -> None:
     print(f"  generated {path} ({path.stat().st_size / 1e6:.0f} MB, {counts})", file=sys.stderr)
 
 
-def generate(root: Path, scale: str) -> dict[str, Path]:
-    """``root/instances_train2017.json`` (kept and reused when already there)."""
+def generate_once(root: Path, name: str, gen: Callable[[Path, str], None], scale: str) -> dict[str, Path]:
+    """``root/name``, written by ``gen`` in a forked child (kept and reused when already there)."""
     root.mkdir(parents=True, exist_ok=True)
-    path = root / "instances_train2017.json"
+    path = root / name
     if not path.exists():
-        in_child(_generate, path, scale)
+        in_child(gen, path, scale)
     return {"json": path}
 
 
-def upstream(inputs: dict[str, Path], out: Path, scripts: Path) -> list[str]:
-    return [str(scripts / "coco2odvg.py"), str(inputs["json"]), "-d", "coco", "-o", str(out / "od.json")]
+def converter_rows(script: str, command: str, *flags: str) -> tuple[Callable[..., list[str]], Callable[..., list[str]]]:
+    """``upstream`` and ``ours`` of a one-JSON-in, ``od.json``-out converter row."""
+
+    def upstream(inputs: dict[str, Path], out: Path, scripts: Path) -> list[str]:
+        return [str(scripts / script), str(inputs["json"]), *flags, "-o", str(out / "od.json")]
+
+    def ours(inputs: dict[str, Path], out: Path) -> list[str]:
+        fresh_output(out / "od.json")
+        return ["-m", "odvgkit", "convert", command, str(inputs["json"]), *flags, "-o", str(out / "od.json"),
+                "--quiet", "--force"]
+
+    return upstream, ours
 
 
-def ours(inputs: dict[str, Path], out: Path) -> list[str]:
-    fresh_output(out / "od.json")
-    return ["-m", "odvgkit", "convert", "coco2odvg", str(inputs["json"]), "-d", "coco", "-o", str(out / "od.json"),
-            "--quiet", "--force"]
+def generate(root: Path, scale: str) -> dict[str, Path]:
+    return generate_once(root, "instances_train2017.json", _generate, scale)
+
+
+upstream, ours = converter_rows("coco2odvg.py", "coco2odvg", "-d", "coco")
 
 
 def compare_records(up_path: Path, our_path: Path, drop_keys: tuple[str, ...] = ()) -> tuple[int, list[str]]:

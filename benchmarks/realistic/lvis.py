@@ -24,7 +24,7 @@ import orjson
 
 from odvgkit.io.jsonstream import stream_members
 
-from .coco import Layout, compare_label_maps, compare_records, fresh_output, in_child, write_coco_like
+from .coco import Layout, compare_label_maps, compare_records, converter_rows, generate_once, write_coco_like
 
 SCALES = {"full": {"images": 100_000, "boxes_per_image": 12.6}, "small": {"images": 3_000, "boxes_per_image": 12.6}}
 SEED = 1203
@@ -65,12 +65,7 @@ def lvis_categories(rng: np.random.Generator) -> tuple[list[dict[str, object]], 
 
 
 def generate(root: Path, scale: str) -> dict[str, Path]:
-    """``root/lvis_v1_train.json`` (kept and reused when already there)."""
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "lvis_v1_train.json"
-    if not path.exists():
-        in_child(_generate, path, scale)
-    return {"json": path}
+    return generate_once(root, "lvis_v1_train.json", _generate, scale)
 
 
 def _generate(path: Path, scale: str) -> None:
@@ -80,14 +75,7 @@ def _generate(path: Path, scale: str) -> None:
     print(f"  generated {path} ({path.stat().st_size / 1e6:.0f} MB, {counts})", file=sys.stderr)
 
 
-def upstream(inputs: dict[str, Path], out: Path, scripts: Path) -> list[str]:
-    return [str(scripts / "lvis2odvg.py"), str(inputs["json"]), "-o", str(out / "od.json")]
-
-
-def ours(inputs: dict[str, Path], out: Path) -> list[str]:
-    fresh_output(out / "od.json")
-    return ["-m", "odvgkit", "convert", "lvis2odvg", str(inputs["json"]), "-o", str(out / "od.json"),
-            "--quiet", "--force"]
+upstream, ours = converter_rows("lvis2odvg.py", "lvis2odvg")
 
 
 class _Image(msgspec.Struct):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .coco import Layout, compare_label_maps, compare_records, fresh_output, in_child, write_coco_like
+from .coco import Layout, compare_label_maps, compare_records, converter_rows, generate_once, write_coco_like
 
 SCALES = {"full": {"images": 600_000, "boxes_per_image": 14.9}, "small": {"images": 8_000, "boxes_per_image": 14.9}}
 SEED = 365
@@ -44,12 +44,7 @@ def o365_categories() -> list[dict[str, object]]:
 
 
 def generate(root: Path, scale: str) -> dict[str, Path]:
-    """``root/zhiyuan_objv2_train.json`` (kept and reused when already there)."""
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "zhiyuan_objv2_train.json"
-    if not path.exists():
-        in_child(_generate, path, scale)
-    return {"json": path}
+    return generate_once(root, "zhiyuan_objv2_train.json", _generate, scale)
 
 
 def _generate(path: Path, scale: str) -> None:
@@ -59,14 +54,7 @@ def _generate(path: Path, scale: str) -> None:
     print(f"  generated {path} ({path.stat().st_size / 1e6:.0f} MB, {counts})", file=sys.stderr)
 
 
-def upstream(inputs: dict[str, Path], out: Path, scripts: Path) -> list[str]:
-    return [str(scripts / "coco2odvg.py"), str(inputs["json"]), "-d", "o365v2", "-o", str(out / "od.json")]
-
-
-def ours(inputs: dict[str, Path], out: Path) -> list[str]:
-    fresh_output(out / "od.json")
-    return ["-m", "odvgkit", "convert", "coco2odvg", str(inputs["json"]), "-d", "o365v2", "-o", str(out / "od.json"),
-            "--quiet", "--force"]
+upstream, ours = converter_rows("coco2odvg.py", "coco2odvg", "-d", "o365v2")
 
 
 def compare(inputs: dict[str, Path], out_upstream: Path, out_ours: Path) -> str:
