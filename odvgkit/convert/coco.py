@@ -510,18 +510,22 @@ _FORMAT_BLOCK = 10_000  # images per formatted block (one task of the format wor
 _PARALLEL_FORMAT_MIN_BOXES = 150_000  # fewer boxes: formatting takes less than forking saves
 
 
+def format_instances(xyxy: np.ndarray, labels: np.ndarray, suffixes: list[bytes]) -> list[bytes]:
+    """One ``{"bbox":[…],"label":…,"category":…}`` per box: one ``orjson`` call formats all the
+    boxes (its shortest round-trip floats, as for Python floats), each instance is then prefix + box +
+    the label's prepared suffix (shared by lvis2odvg)."""
+    if not len(xyxy):
+        return []
+    boxes = orjson.dumps(xyxy, option=orjson.OPT_SERIALIZE_NUMPY)[2:-2].split(b"],[")
+    return list(map(b"".join, zip(repeat(b'{"bbox":['), boxes, map(suffixes.__getitem__, labels.tolist()))))
+
+
 def _jsonl_block(plan: _Plan, suffixes: list[bytes], dataset: str, image_ids: bool, block: int) -> tuple[bytes, int]:
     """JSON Lines bytes of the images ``block .. block + _FORMAT_BLOCK`` (runs in a format worker)."""
-    prefix = b'{"bbox":['
     images, starts = plan.images, plan.starts
     stop = min(block + _FORMAT_BLOCK, len(images))
     lo, hi = int(starts[block]), int(starts[stop])
-    if hi > lo:
-        text = orjson.dumps(plan.boxes[lo:hi], option=orjson.OPT_SERIALIZE_NUMPY)
-        boxes = text[2:-2].split(b"],[")
-        instances = list(map(b"".join, zip(repeat(prefix), boxes, map(suffixes.__getitem__, plan.labels[lo:hi].tolist()))))
-    else:
-        instances = []
+    instances = format_instances(plan.boxes[lo:hi], plan.labels[lo:hi], suffixes)
     bounds = (starts[block : stop + 1] - lo).tolist()
     tail = b"}\n"
     lines = []

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
-from itertools import chain, repeat
+from itertools import chain
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ def lvis_filename(img: LvisImage) -> str | None:
     return img.file_name
 
 
+@gc_paused()  # as coco2odvg: millions of objects, no cycles
 def lvis_to_odvg(
     path: str | Path, problems: ProblemLog | None = None, on_bytes: OnBytes = None, image_ids: bool = False
 ) -> Conversion:
@@ -75,8 +76,7 @@ def lvis_to_odvg(
     ``categories`` last); :func:`odvgkit.convert.base.write_conversion` writes the label map before
     the records, so :func:`lvis_conversion` reads the input eagerly and returns a ready object.
     """
-    with gc_paused():  # as coco2odvg: millions of objects, no cycles
-        return lvis_conversion(path, problems, on_bytes, image_ids)
+    return lvis_conversion(path, problems, on_bytes, image_ids)
 
 
 def lvis_conversion(
@@ -254,17 +254,10 @@ def _jsonl_chunks(plan: _Plan, stats: Counter[str], image_ids: bool = False) -> 
 
 def _jsonl_block(plan: _Plan, suffixes: list[bytes], image_ids: bool, b0: int) -> tuple[bytes, int, int]:
     """JSON Lines bytes of the images ``b0 .. b0 + _BLOCK`` (runs in a format worker)."""
-    prefix = b'{"bbox":['
     images, starts = plan.images, plan.starts
     b1 = min(b0 + _BLOCK, len(images))
     lo, hi = starts[b0], starts[b1]
-    if hi > lo:
-        text = orjson.dumps(plan.xyxy[lo:hi], option=orjson.OPT_SERIALIZE_NUMPY)
-        boxes = text[2:-2].split(b"],[")
-        inst = list(map(b"".join, zip(repeat(prefix), boxes, map(suffixes.__getitem__, plan.labels[lo:hi].tolist()),
-                                      strict=False)))  # repeat() is endless
-    else:
-        inst = []
+    inst = coco.format_instances(plan.xyxy[lo:hi], plan.labels[lo:hi], suffixes)
     lines = []
     for i in range(b0, b1):
         filename, im = images[i]
