@@ -66,8 +66,11 @@ def _direct_command(argv: list[str]):  # -> click.Command | None
     """
     import os
 
-    from typer.main import get_command_from_info, get_command_name
-
+    try:  # typer internals (typer._click exists from typer 0.2x on): without them, typer's full path
+        from typer._click.utils import _detect_program_name  # noqa: F401  (main() uses it)
+        from typer.main import get_command_from_info, get_command_name
+    except ImportError:
+        return None
     if len(argv) < 2 or "-h" in argv or "--help" in argv or any(k.startswith("_ODVGKIT") for k in os.environ):
         return None
     group = next((g for g in app.registered_groups if g.name == argv[0]), None)
@@ -83,8 +86,11 @@ def _direct_command(argv: list[str]):  # -> click.Command | None
                  if c.callback is not None and (c.name or get_command_name(c.callback.__name__)) == argv[1]), None)
     if info is None:
         return None
-    return get_command_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short,
-                                 rich_markup_mode=app.rich_markup_mode)
+    try:
+        return get_command_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short,
+                                     rich_markup_mode=app.rich_markup_mode)
+    except TypeError:  # another typer's signature: its full path
+        return None
 
 
 def main() -> None:
